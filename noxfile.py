@@ -1,0 +1,32 @@
+"""Sessions: tests (the CI command), lint, typecheck, bench, matrix, dbconnect."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_external_run = False
+
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The full suite against real local peers (PostgreSQL, HTTP, gRPC, unixODBC)."""
+    session.run("bash", "scripts/system-deps.sh", external=True)
+    session.install("-e", ".[all,test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "src")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".", "mypy", "opentelemetry-instrumentation")
+    session.run("mypy")

@@ -1,0 +1,84 @@
+"""Merge rules shared by integrations: append / replace / keep, idempotent, limit-aware.
+
+Every function here is pure: (the caller's value, ours, mode) -> what to send.
+``None`` or ``""`` for the caller's value means "not set".
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+__all__ = ["merge_application_name", "merge_tokens", "pg_display_bytes"]
+
+logger = logging.getLogger("ua_autotag")
+
+APPLICATION_NAME_LIMIT = 63  # NAMEDATALEN - 1: PostgreSQL silently cuts the rest
+
+
+def merge_tokens(existing: Optional[str], ours: str, mode: str, sep: str = " ") -> str:
+    """Merge ``ours`` into a space-separated token list (User-Agent style).
+
+    ``append`` keeps the caller's value and adds ours once (a no-op if our token is
+    already there); ``replace`` sends ours only; ``keep`` leaves a caller's value alone.
+    """
+    if not existing or mode == "replace":
+        return ours
+    if mode == "keep":
+        return existing
+    if ours in existing.split():
+        return existing
+    return f"{existing}{sep}{ours}"
+
+
+def pg_display_bytes(text: str) -> int:
+    """Bytes ``text`` takes in ``pg_stat_activity.application_name``, worst case.
+
+    PostgreSQL <= 15 shows each non-printable or non-ASCII byte as ``?`` (1 byte);
+    16+ (Lakebase) writes ``\\xNN`` (4 bytes) *before* cutting at 63 bytes. We count
+    the worst case so our tag is never the part that gets cut.
+    """
+    total = 0
+    for ch in text:
+        total += 1 if " " <= ch <= "~" else 4 * len(ch.encode("utf-8", "surrogatepass"))
+    return total
+
+
+def _fit(text: str, budget: int) -> str:
+    """The longest prefix of ``text`` (whole characters) within ``budget`` display bytes."""
+    used = 0
+    for index, ch in enumerate(text):
+        used += 1 if " " <= ch <= "~" else 4 * len(ch.encode("utf-8", "surrogatepass"))
+        if used > budget:
+            return text[:index]
+    return text
+
+
+def merge_application_name(
+    existing: Optional[str], ours: str, mode: str, limit: int = APPLICATION_NAME_LIMIT
+) -> str:
+    """Merge ``ours`` into a libpq ``application_name`` within ``limit`` bytes.
+
+    ``append`` gives ``"<caller's value> <ours>"``; when that is too long the caller's
+    part is cut (on a character boundary, never ours) and the cut is logged at DEBUG.
+    Our value alone always fits: the carrier check at configuration time saw to it.
+    """
+    if not existing or mode == "replace":
+        return ours
+    if mode == "keep":
+        return existing
+    tokens = existing.split(" ")
+    if ours in tokens:
+        if pg_display_bytes(existing) <= limit:
+            return existing
+        existing = " ".join(t for t in tokens if t != ours).strip()
+        if not existing:
+            return ours
+    budget = limit - len(ours) - 1
+    user_part = _fit(existing, budget).rstrip(" ")
+    if user_part != existing:
+        logger.debug(
+            "ua_autotag: application_name cut to fit %d bytes: kept %d of %d characters of "
+            "the caller's value", limit, len(user_part), len(existing),
+        )
+    return f"{user_part} {ours}" if user_part else ours

@@ -1,0 +1,162 @@
+"""One OpenTelemetry span (and one counter increment) per tagged connection.
+
+Uses only ``opentelemetry-api``, imported on first use: with no SDK configured the
+tracer is the API's proxy, spans are non-recording and cost a few hundred ns.
+
+Span: kind CLIENT, name ``connect <server.address>:<server.port>`` (``connect`` plus
+the target, as the database semantic conventions name spans without a query), with
+``db.system.name``, ``db.operation.name=connect``, ``server.address``, ``server.port``,
+``user_agent.original`` (the value actually sent), ``ua_autotag.integration``,
+``ua_autotag.mode`` and ``ua_autotag.client.version``. Layers nest: when a patched
+call runs inside another patched call (SQLAlchemy -> driver, pool -> connect), the
+inner layer reports into the outer span instead of starting its own.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from typing import Any, Optional
+
+__all__ = ["ConnectSpan", "current", "note", "scrub", "start"]
+
+_tracer: Any = None
+_counter: Any = None
+_api: Any = None
+
+_CURRENT: contextvars.ContextVar[Optional[ConnectSpan]] = contextvars.ContextVar(
+    "ua_autotag_connect_span", default=None
+)
+
+# Secrets in free text: key=value pairs (conninfo, ODBC, query strings), URL userinfo,
+# bearer tokens and Databricks personal access tokens.
+_SECRET_PATTERNS = (
+    re.compile(
+        r"(?i)\b(password|passwd|pwd|token|access_token|auth_token|secret|client_secret|"
+        r"sslpassword|api_key|apikey)(\s*[=:]\s*)('(?:[^'\\]|\\.)*'|\{[^}]*\}|\"[^\"]*\"|[^\s;&,]*)"
+    ),
+    re.compile(r"(?i)(://[^:/@\s]*:)[^@\s]*(@)"),
+    re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"\bdapi[0-9a-f]{16,}\b"),
+)
+
+
+def scrub(text: str) -> str:
+    """Mask anything that looks like a credential in ``text``."""
+    text = _SECRET_PATTERNS[0].sub(r"\1\2***", text)
+    text = _SECRET_PATTERNS[1].sub(r"\1***\2", text)
+    text = _SECRET_PATTERNS[2].sub(r"\1***", text)
+    return _SECRET_PATTERNS[3].sub("dapi***", text)
+
+
+def _load() -> None:
+    global _tracer, _counter, _api
+    from opentelemetry import metrics, trace
+
+    from . import __version__
+
+    _api = trace
+    _tracer = trace.get_tracer("ua_autotag", __version__)
+    _counter = metrics.get_meter("ua_autotag", __version__).create_counter(
+        "ua_autotag.connections",
+        unit="{connection}",
+        description="Connections ua-autotag tagged, by integration and outcome",
+    )
+
+
+class ConnectSpan:
+    """The span of one connection attempt; inner layers report into it."""
+
+    __slots__ = ("span", "integration", "address", "port", "sent", "_token")
+
+    def __init__(self, span: Any, integration: str) -> None:
+        self.span = span
+        self.integration = integration
+        self.address: Optional[str] = None
+        self.port: Optional[int] = None
+        self.sent: Optional[str] = None
+        self._token: Any = None
+
+    def set(self, sent: Optional[str], address: Optional[str], port: Optional[int]) -> None:
+        if sent is not None:
+            self.sent = sent
+        if address is not None:
+            self.address = address
+        if port is not None:
+            self.port = port
+
+    def finish(self, exc: Optional[BaseException]) -> None:
+        """End the span; never raises (the caller's own outcome must win)."""
+        try:
+            _CURRENT.reset(self._token)
+        except Exception:  # pragma: no cover - reset from another context
+            pass
+        try:
+            span = self.span
+            if span.is_recording():
+                if self.address:
+                    span.set_attribute("server.address", self.address)
+                    target = self.address if self.port is None else f"{self.address}:{self.port}"
+                    span.update_name(f"connect {target}")
+                if self.port is not None:
+                    span.set_attribute("server.port", int(self.port))
+                if self.sent is not None:
+                    span.set_attribute("user_agent.original", self.sent)
+                if exc is not None:
+                    message = scrub(str(exc))
+                    span.add_event(
+                        "exception",
+                        {"exception.type": type(exc).__qualname__, "exception.message": message},
+                    )
+                    span.set_attribute("error.type", type(exc).__qualname__)
+                    span.set_status(_api.Status(_api.StatusCode.ERROR, message))
+            span.end()
+            _counter.add(
+                1,
+                {
+                    "ua_autotag.integration": self.integration,
+                    "outcome": "error" if exc is not None else "ok",
+                },
+            )
+        except Exception:  # pragma: no cover - a broken SDK must not break the app
+            pass
+
+
+def start(
+    integration: str, system: str, mode: str, client_version: Optional[str]
+) -> Optional[ConnectSpan]:
+    """Start a connect span, or return None when an outer layer already has one."""
+    if _CURRENT.get() is not None:
+        return None
+    if _tracer is None:
+        _load()
+    span = _tracer.start_span(
+        "connect",
+        kind=_api.SpanKind.CLIENT,
+        attributes={
+            "db.system.name": system,
+            "db.operation.name": "connect",
+            "ua_autotag.integration": integration,
+            "ua_autotag.mode": mode,
+            "ua_autotag.client.version": client_version or "unknown",
+        },
+    )
+    handle = ConnectSpan(span, integration)
+    handle._token = _CURRENT.set(handle)
+    return handle
+
+
+def current() -> Optional[ConnectSpan]:
+    """The connect span in progress in this context, if any."""
+    return _CURRENT.get()
+
+
+def note(sent: Optional[str] = None, address: Optional[str] = None, port: Any = None) -> None:
+    """Report what was sent (and where) to the connect span in progress, if any."""
+    handle = _CURRENT.get()
+    if handle is not None:
+        try:
+            port_value = None if port in (None, "") else int(port)
+        except (TypeError, ValueError):
+            port_value = None
+        handle.set(sent, address, port_value)

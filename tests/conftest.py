@@ -48,3 +48,25 @@ def spans(span_exporter):  # type: ignore[no-untyped-def]
     """The in-memory exporter, emptied before the test."""
     span_exporter.clear()
     return span_exporter
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """The local PostgreSQL libpq DSN; fails (not skips) when the server is down."""
+    from tests import pg
+
+    if not pg.server_reachable():
+        pytest.fail(
+            f"PostgreSQL is not reachable at {pg.HOST}:{pg.PORT}; start it with "
+            "scripts/system-deps.sh (tests that need it fail rather than skip)"
+        )
+    return pg.DSN
+
+
+@pytest.fixture
+def http_peer() -> Iterator[object]:
+    """A started :class:`ua_autotag.verify.http_peer.HeaderRecorder`."""
+    from ua_autotag.verify.http_peer import HeaderRecorder
+
+    with HeaderRecorder() as peer:
+        yield peer

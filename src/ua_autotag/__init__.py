@@ -123,8 +123,11 @@ _TRUE = ("1", "true", "yes", "on")
 def _activate_from_env() -> None:
     """The one-liner: instrument from the environment, never killing the import."""
     env = _os.environ
-    if not (env.get("UA_AUTOTAG_USER_AGENT") or env.get("UA_AUTOTAG_ISV")
-            or env.get("UA_AUTOTAG_PRODUCT")):
+    if not (
+        env.get("UA_AUTOTAG_USER_AGENT")
+        or env.get("UA_AUTOTAG_ISV")
+        or env.get("UA_AUTOTAG_PRODUCT")
+    ):
         return
     import logging
 

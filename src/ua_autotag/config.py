@@ -11,7 +11,7 @@ import contextvars
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, FrozenSet, Iterable, Iterator, Mapping, Optional, Set, Tuple, Union
 
 from .useragent import ConfigurationError, InvalidUserAgent, UserAgent
 
@@ -57,8 +57,8 @@ class Settings:
     mode: str = "append"
     spans: bool = True
     strict: bool = False
-    integrations: Optional[frozenset] = None  # None: every known integration
-    disabled: frozenset = frozenset()
+    integrations: Optional[FrozenSet[str]] = None  # None: every known integration
+    disabled: FrozenSet[str] = frozenset()
     rest_hosts: Tuple[str, ...] = ()
     #: where each value came from ("argument", "env UA_AUTOTAG_MODE", "default", ...)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -112,7 +112,7 @@ def check_carriers(ua: UserAgent, carriers: Iterable[str]) -> None:
         ua.render(carrier)
 
 
-def carriers_in_use(settings: Settings) -> set:
+def carriers_in_use(settings: Settings) -> Set[str]:
     """The carriers of the integrations ``settings`` enables."""
     from .integrations import CATALOG
 
@@ -128,7 +128,7 @@ def _parse_bool(name: str, raw: str) -> bool:
     raise ConfigurationError(f"{name} must be true or false: {raw!r}")
 
 
-def _parse_list(raw: str) -> frozenset:
+def _parse_list(raw: str) -> FrozenSet[str]:
     return frozenset(item.strip().lower() for item in raw.split(",") if item.strip())
 
 
@@ -165,7 +165,7 @@ def resolve(
     :class:`ConfigurationError` for anything else, naming the argument or variable.
     """
     env = os.environ if environ is None else environ
-    sources: dict = {}
+    sources: Dict[str, str] = {}
 
     def pick(arg: Any, var: str) -> Tuple[Any, Optional[str]]:
         if arg is not None:
@@ -242,7 +242,7 @@ def _resolve_user_agent(
     version: Optional[str],
     version_from: Optional[str],
     env: Mapping[str, str],
-    sources: dict,
+    sources: Dict[str, str],
 ) -> UserAgent:
     if user_agent is not None and (isv or product):
         raise ConfigurationError("give either user_agent or isv/product, not both")
@@ -308,4 +308,3 @@ def apply_log_level(environ: Optional[Mapping[str, str]] = None) -> None:
             f"UA_AUTOTAG_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL: {raw!r}"
         )
     logger.setLevel(level)
-

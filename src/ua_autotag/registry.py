@@ -15,7 +15,7 @@ import logging
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import wrapt
 
@@ -35,7 +35,7 @@ Kwargs = Dict[str, Any]
 class Tag:
     """What a tagging function gets for one call: the value and how to merge it."""
 
-    __slots__ = ("ua", "value", "mode", "settings")
+    __slots__ = ("mode", "settings", "ua", "value")
 
     def __init__(self, ua: UserAgent, value: str, settings: Settings) -> None:
         self.ua = ua
@@ -43,7 +43,9 @@ class Tag:
         self.mode = settings.mode
         self.settings = settings
 
-    def note(self, sent: Optional[str] = None, address: Optional[str] = None, port: Any = None) -> None:
+    def note(
+        self, sent: Optional[str] = None, address: Optional[str] = None, port: Any = None
+    ) -> None:
         """Tell the connect span what was actually sent and to where."""
         telemetry.note(sent, address, port)
 
@@ -103,7 +105,7 @@ class IntegrationStatus:
 class _Live:
     """An applied integration: its wrapt handles, switch and one-time warnings."""
 
-    __slots__ = ("spec", "version", "on", "handles", "undo", "warned")
+    __slots__ = ("handles", "on", "spec", "undo", "version", "warned")
 
     def __init__(self, spec: Integration, version: Optional[str]) -> None:
         self.spec = spec
@@ -119,18 +121,22 @@ class _Live:
             logger.warning(
                 "ua_autotag: %s could not tag a call to %s.%s (%s: %s); the call went "
                 "ahead untagged. Further failures are logged at DEBUG.",
-                self.spec.name, patch.module, patch.path, type(exc).__name__,
+                self.spec.name,
+                patch.module,
+                patch.path,
+                type(exc).__name__,
                 telemetry.scrub(str(exc)),
             )
         else:
-            logger.debug("ua_autotag: %s tagging failed again: %s", self.spec.name,
-                         type(exc).__name__)
+            logger.debug(
+                "ua_autotag: %s tagging failed again: %s", self.spec.name, type(exc).__name__
+            )
 
 
 _LOCK = threading.RLock()
 _LIVE: Dict[str, _Live] = {}
 _FAILED: Dict[str, IntegrationStatus] = {}
-_PENDING: set = set()  # integrations whose post-import hook has not fired yet
+_PENDING: Set[str] = set()  # integrations whose post-import hook has not fired yet
 
 
 def load_spec(name: str) -> Integration:
@@ -178,8 +184,9 @@ def _make_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., An
     tagging = before is not None or after is not None
     want_span = patch.span
 
-    def prepare(settings: Settings, instance: Any, args: Args, kwargs: Kwargs
-                ) -> Tuple[Optional[Tag], Args, Kwargs]:
+    def prepare(
+        settings: Settings, instance: Any, args: Args, kwargs: Kwargs
+    ) -> Tuple[Optional[Tag], Args, Kwargs]:
         tag = None
         if tagging:
             try:
@@ -200,8 +207,9 @@ def _make_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., An
                 address, port = target(instance, args, kwargs)
                 telemetry.note(None, address, port)
             except Exception as exc:
-                logger.debug("ua_autotag: %s could not read the target: %s", name,
-                             type(exc).__name__)
+                logger.debug(
+                    "ua_autotag: %s could not read the target: %s", name, type(exc).__name__
+                )
         return tag, args, kwargs
 
     def finish(tag: Optional[Tag], instance: Any, args: Args, kwargs: Kwargs, result: Any) -> Any:
@@ -228,8 +236,9 @@ def _make_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., An
 
     if is_async:
 
-        async def run_async(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs,
-                            settings: Settings) -> Any:
+        async def run_async(
+            wrapped: Any, instance: Any, args: Args, kwargs: Kwargs, settings: Settings
+        ) -> Any:
             handle = open_span(settings)
             try:
                 tag, args, kwargs = prepare(settings, instance, args, kwargs)
@@ -274,8 +283,9 @@ def _make_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., An
 # --------------------------------------------------------------------- apply / remove
 
 
-def _fail(name: str, state: str, reason: str, version: Optional[str], supported: Optional[str]
-          ) -> None:
+def _fail(
+    name: str, state: str, reason: str, version: Optional[str], supported: Optional[str]
+) -> None:
     _FAILED[name] = IntegrationStatus(name, state, version, supported, reason)
     logger.warning("ua_autotag: integration %s not applied: %s", name, reason)
 
@@ -299,11 +309,20 @@ def _apply(name: str) -> None:
         for patch in spec.patches:
             try:
                 _, _, original = wrapt.resolve_path(patch.module, patch.path)
-            except (ImportError, AttributeError, getattr(wrapt, "PathResolutionError", AttributeError)):
+            except (
+                ImportError,
+                AttributeError,
+                getattr(wrapt, "PathResolutionError", AttributeError),
+            ):
                 if patch.optional:
                     continue
-                _fail(name, "failed", f"patch target {patch.module}.{patch.path} not found",
-                      version, supported)
+                _fail(
+                    name,
+                    "failed",
+                    f"patch target {patch.module}.{patch.path} not found",
+                    version,
+                    supported,
+                )
                 return
             resolved.append((patch, original))
         live = _Live(spec, version)
@@ -323,8 +342,9 @@ def _apply(name: str) -> None:
         _LIVE[name] = live
         logger.debug("ua_autotag: patched %s %s", name, version)
     except Exception as exc:
-        _fail(name, "failed", f"{type(exc).__name__}: {telemetry.scrub(str(exc))}", version,
-              supported)
+        _fail(
+            name, "failed", f"{type(exc).__name__}: {telemetry.scrub(str(exc))}", version, supported
+        )
 
 
 def _remove(live: _Live) -> None:
@@ -337,10 +357,14 @@ def _remove(live: _Live) -> None:
             else:  # wrapt < 2: only an outermost wrapper can be removed
                 parent, attribute, current = wrapt.resolve_path(module, path)
                 if current is handle:
-                    setattr(parent, attribute, handle.__wrapped__)
+                    setattr(parent, attribute, handle.__wrapped__)  # type: ignore[attr-defined]
         except Exception as exc:
-            logger.debug("ua_autotag: left a disabled wrapper on %s.%s (%s)", module, path,
-                         type(exc).__name__)
+            logger.debug(
+                "ua_autotag: left a disabled wrapper on %s.%s (%s)",
+                module,
+                path,
+                type(exc).__name__,
+            )
     live.handles.clear()
     if live.undo is not None:
         try:
@@ -415,15 +439,23 @@ def status() -> Dict[str, IntegrationStatus]:
             supported = spec.supported if spec is not None else None
             version = installed_version(spec.distributions) if spec is not None else None
             if settings is None:
-                rows[name] = IntegrationStatus(name, "disabled", version, supported,
-                                               "ua_autotag is not instrumented")
+                rows[name] = IntegrationStatus(
+                    name, "disabled", version, supported, "ua_autotag is not instrumented"
+                )
             elif not settings.enabled(name):
-                rows[name] = IntegrationStatus(name, "disabled", version, supported,
-                                               f"disabled ({settings.sources.get('disabled')})")
+                rows[name] = IntegrationStatus(
+                    name,
+                    "disabled",
+                    version,
+                    supported,
+                    f"disabled ({settings.sources.get('disabled')})",
+                )
             elif version is None and spec is not None and entry.trigger not in sys.modules:
-                rows[name] = IntegrationStatus(name, "waiting", None, supported,
-                                               f"{entry.trigger} is not installed")
+                rows[name] = IntegrationStatus(
+                    name, "waiting", None, supported, f"{entry.trigger} is not installed"
+                )
             else:
-                rows[name] = IntegrationStatus(name, "waiting", version, supported,
-                                               f"{entry.trigger} not imported yet")
+                rows[name] = IntegrationStatus(
+                    name, "waiting", version, supported, f"{entry.trigger} not imported yet"
+                )
         return rows

@@ -14,6 +14,7 @@ inner layer reports into the outer span instead of starting its own.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import re
 from typing import Any, Optional
@@ -67,7 +68,7 @@ def _load() -> None:
 class ConnectSpan:
     """The span of one connection attempt; inner layers report into it."""
 
-    __slots__ = ("span", "integration", "address", "port", "sent", "_token")
+    __slots__ = ("_token", "address", "integration", "port", "sent", "span")
 
     def __init__(self, span: Any, integration: str) -> None:
         self.span = span
@@ -87,10 +88,8 @@ class ConnectSpan:
 
     def finish(self, exc: Optional[BaseException]) -> None:
         """End the span; never raises (the caller's own outcome must win)."""
-        try:
+        with contextlib.suppress(Exception):  # reset from another context: nothing to undo
             _CURRENT.reset(self._token)
-        except Exception:  # pragma: no cover - reset from another context
-            pass
         try:
             span = self.span
             if span.is_recording():

@@ -25,15 +25,23 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, Optional
 
-__all__ = ["CARRIERS", "MAX_LENGTH", "Carrier", "ConfigurationError", "InvalidUserAgent",
-           "UserAgent"]
+__all__ = [
+    "CARRIERS",
+    "MAX_LENGTH",
+    "Carrier",
+    "ConfigurationError",
+    "InvalidUserAgent",
+    "UserAgent",
+]
 
 MAX_LENGTH = 128
 
 _ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _ALLOWED = {
-    "isv": (_ALNUM | frozenset(".+-"), "letters, digits and . + - (no '_': it separates "
-            "isv from product)"),
+    "isv": (
+        _ALNUM | frozenset(".+-"),
+        "letters, digits and . + - (no '_': it separates isv from product)",
+    ),
     "product": (_ALNUM | frozenset("_.+-"), "letters, digits and _ . + -"),
     "version": (_ALNUM | frozenset(".+-"), "letters, digits and . + -"),
 }
@@ -53,7 +61,7 @@ class InvalidUserAgent(ConfigurationError):
 class Carrier:
     """Where a client carries the value, and the byte limit it imposes (if any)."""
 
-    __slots__ = ("name", "description", "max_bytes")
+    __slots__ = ("description", "max_bytes", "name")
 
     def __init__(self, name: str, description: str, max_bytes: Optional[int] = None) -> None:
         self.name = name
@@ -109,7 +117,7 @@ class UserAgent:
     Immutable and hashable.
     """
 
-    __slots__ = ("isv", "product", "version", "_text")
+    __slots__ = ("_text", "isv", "product", "version")
 
     isv: str
     product: str

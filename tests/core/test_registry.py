@@ -18,7 +18,7 @@ from ua_autotag.integrations import CATALOG, CatalogEntry
 UA = "AcmePartner_DatEngProduct/3.5"
 
 DEMO_CLIENT = textwrap.dedent(
-    '''
+    """
     calls = []
 
     def connect(*, host=None, port=None, headers=None, fail=None):
@@ -35,7 +35,7 @@ DEMO_CLIENT = textwrap.dedent(
         async def aopen(self, **kwargs):
             await __import__("asyncio").sleep(0)
             return connect(**kwargs)
-    '''
+    """
 )
 
 
@@ -170,7 +170,8 @@ def test_failing_tagger_never_breaks_the_call(
         for p in demo_integration.INTEGRATION.patches
     )
     monkeypatch.setattr(
-        demo_integration, "INTEGRATION",
+        demo_integration,
+        "INTEGRATION",
         type(demo_integration.INTEGRATION)("demo", ("x",), ">=0", "demo", patches),
     )
     with caplog.at_level(logging.WARNING, logger="ua_autotag"):
@@ -202,9 +203,8 @@ def test_reinstrument_without_an_integration_removes_it(demo: Path) -> None:
 
 
 def test_uninstrument_keeps_a_wrapper_installed_on_top_working(demo: Path) -> None:
-    import wrapt
-
     import demo_client
+    import wrapt
 
     ua_autotag.instrument(UA, integrations=["demo"])
     seen = []

@@ -79,6 +79,9 @@ def merge_application_name(
     if user_part != existing:
         logger.debug(
             "ua_autotag: application_name cut to fit %d bytes: kept %d of %d characters of "
-            "the caller's value", limit, len(user_part), len(existing),
+            "the caller's value",
+            limit,
+            len(user_part),
+            len(existing),
         )
     return f"{user_part} {ours}" if user_part else ours

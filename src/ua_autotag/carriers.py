@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-__all__ = ["merge_application_name", "merge_tokens", "pg_display_bytes"]
+__all__ = ["merge_application_name", "merge_product_token", "merge_tokens", "pg_display_bytes"]
 
 logger = logging.getLogger("ua_autotag")
 
@@ -85,3 +85,30 @@ def merge_application_name(
             len(existing),
         )
     return f"{user_part} {ours}" if user_part else ours
+
+def merge_product_token(existing: Optional[str], ours: str, mode: str) -> str:
+    """Merge ``ours`` into a User-Agent that lists several products (``name/version``).
+
+    For headers composed by a client from many products (the Databricks SDK's
+    ``<product>/<v> databricks-sdk-py/<v> python/<v> ... auth/pat``), where no token is
+    the caller's alone to replace: every other product always stays. Products match
+    on the name before ``/``:
+
+    * ``append`` adds ours at the end unless the exact token is already there;
+    * ``replace`` drops other versions of our product, then adds ours once;
+    * ``keep`` adds ours only when no version of our product is there yet.
+    """
+    if not existing:
+        return ours
+    tokens = existing.split()
+    if mode == "append":
+        return existing if ours in tokens else f"{existing} {ours}"
+    name = ours.split("/", 1)[0]
+    same = [t for t in tokens if t.split("/", 1)[0] == name]
+    if mode == "keep":
+        return existing if same else f"{existing} {ours}"
+    if same == [ours]:
+        return existing
+    kept = [t for t in tokens if t.split("/", 1)[0] != name]
+    return " ".join([*kept, ours])
+

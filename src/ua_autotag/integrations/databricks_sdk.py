@@ -1,0 +1,203 @@
+"""databricks-sdk: our token in the User-Agent of every request, at request time.
+
+Where the SDK puts its header (0.162, verified in its source):
+
+* ``_BaseClient.do`` and the Files API's ``_SingleAttemptApi._request`` send
+  ``_BaseClient._user_agent_base``, a string computed *once*, in ``__init__``
+  (``ApiClient`` passes ``cfg.user_agent``; a bare ``_BaseClient`` - the
+  ``/.well-known/databricks-config`` probe of ``Config.__init__`` - takes the global
+  ``useragent.to_string()``);
+* the gRPC transport (``mixins._grpc_transport._channel_options``) and
+  ``Config.sql_http_path`` read the ``Config.user_agent`` property.
+
+So the tag cannot be applied at construction only: clients built before
+``instrument()`` or before a re-target would keep a stale header. Instead
+:func:`_setup` installs two class-level descriptors:
+
+* ``_BaseClient._user_agent_base`` becomes a data descriptor: the SDK's own string
+  is stored untouched in the instance ``__dict__`` (where clients built before
+  ``instrument()`` already have it) and every *read* returns it with our token
+  merged in for the value in force now (settings or ``ua_autotag.user_agent(...)``
+  scope). Re-targeting therefore reaches existing clients at their next request.
+* ``Config.user_agent`` returns the SDK's string with our token merged. The value is
+  a ``str`` subclass remembering the untagged text, so when ``ApiClient`` hands it
+  to ``_BaseClient`` the untagged text is what gets stored (no stale token after a
+  re-target).
+
+The SDK's global ``useragent.with_*`` functions are never called: they are
+process-wide and cannot be undone. Everything the SDK and the application put in
+the header (product/product_version, ``with_extra`` entries, ``auth/...``,
+``upstream/...``) stays; :func:`ua_autotag.carriers.merge_product_token` decides
+per mode, so our token appears exactly once even when the application already
+added it with ``with_extra``.
+
+Spans: the SDK has no connection. One span per SDK client, around
+``ApiClient.__init__`` (each ``WorkspaceClient`` / ``AccountClient`` builds
+exactly one): ``db.system.name="databricks"``, ``server.address`` / ``server.port``
+from ``cfg.host``, ``user_agent.original`` the header the client will send. Per
+request we add no span, only the merge (cached) - the OpenTelemetry ``requests``
+instrumentation already covers requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Dict, Optional, Tuple
+from urllib.parse import urlsplit
+
+from .. import config
+from ..carriers import merge_product_token
+from ..registry import Integration, Patch, Tag
+
+logger = logging.getLogger("ua_autotag")
+
+CARRIER = "http-user-agent"
+_ATTR = "_user_agent_base"
+
+# (SDK header, our value, mode) -> merged header; a handful of entries per process.
+_CACHE: Dict[Tuple[str, str, str], str] = {}
+_CACHE_MAX = 256
+_warned = threading.Event()
+
+
+class TaggedUserAgent(str):
+    """``Config.user_agent`` as we return it: tagged, remembering the SDK's own text."""
+
+    untagged: str
+
+
+def tag_header(raw: str) -> str:
+    """``raw`` (an SDK User-Agent) with the value in force merged in; never raises."""
+    settings = config._ACTIVE
+    if settings is None or not isinstance(raw, str) or not raw:
+        return raw
+    try:
+        ours = config.current_user_agent(settings).render(CARRIER)
+        key = (raw, ours, settings.mode)
+        merged = _CACHE.get(key)
+        if merged is None:
+            merged = merge_product_token(raw, ours, settings.mode)
+            if len(_CACHE) >= _CACHE_MAX:
+                _CACHE.clear()
+            _CACHE[key] = merged
+        return merged
+    except Exception as exc:  # never break a request: send the SDK's header as is
+        if not _warned.is_set():
+            _warned.set()
+            logger.warning(
+                "ua_autotag: databricks_sdk could not tag a User-Agent (%s); requests go "
+                "ahead untagged", type(exc).__name__,
+            )
+        return raw
+
+
+class _UserAgentBase:
+    """Data descriptor for ``_BaseClient._user_agent_base``: store raw, read tagged.
+
+    A data descriptor on the class wins over the instance ``__dict__``, so clients
+    built before ``instrument()`` are covered too; removing it restores the SDK's
+    plain attribute with the untouched value.
+    """
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        if instance is None:
+            return self
+        try:
+            raw = instance.__dict__[_ATTR]
+        except KeyError:
+            raise AttributeError(_ATTR) from None
+        return tag_header(raw)
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        instance.__dict__[_ATTR] = value.untagged if isinstance(value, TaggedUserAgent) else value
+
+    def __delete__(self, instance: Any) -> None:
+        try:
+            del instance.__dict__[_ATTR]
+        except KeyError:
+            raise AttributeError(_ATTR) from None
+
+
+def _tagged_property(original: property) -> property:
+    """``Config.user_agent`` returning a :class:`TaggedUserAgent`."""
+    fget = original.fget
+    assert fget is not None
+
+    def user_agent(cfg: Any) -> Any:
+        raw = fget(cfg)
+        merged = tag_header(raw)
+        if merged is raw or not isinstance(raw, str):
+            return raw
+        value = TaggedUserAgent(merged)
+        value.untagged = raw
+        return value
+
+    user_agent.__doc__ = original.__doc__
+    return property(user_agent, original.fset, original.fdel, original.__doc__)
+
+
+def _setup() -> Callable[[], None]:
+    """Install the two descriptors; returns their undo (restores only what is ours)."""
+    from databricks.sdk._base_client import _BaseClient
+    from databricks.sdk.config import Config
+
+    original = Config.__dict__.get("user_agent")
+    if not isinstance(original, property) or original.fget is None:
+        raise AttributeError("databricks.sdk.config.Config.user_agent is not a property")
+    if _ATTR in _BaseClient.__dict__:
+        raise AttributeError(f"_BaseClient.{_ATTR} is already a class attribute")
+    descriptor = _UserAgentBase()
+    tagged = _tagged_property(original)
+    setattr(_BaseClient, _ATTR, descriptor)
+    setattr(Config, "user_agent", tagged)  # noqa: B010 - replacing a property
+
+    def undo() -> None:
+        if _BaseClient.__dict__.get(_ATTR) is descriptor:
+            delattr(_BaseClient, _ATTR)
+        if Config.__dict__.get("user_agent") is tagged:
+            setattr(Config, "user_agent", original)  # noqa: B010
+        _CACHE.clear()
+
+    return undo
+
+
+def _config_of(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    return kwargs["cfg"] if "cfg" in kwargs else args[0]
+
+
+def host_port(host: Optional[str]) -> Tuple[Optional[str], Optional[int]]:
+    """(address, port) of an SDK host (``https://x.cloud.databricks.com``), no path."""
+    if not host:
+        return None, None
+    parts = urlsplit(host if "://" in host else f"https://{host}")
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    return parts.hostname, port
+
+
+def _target(instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+            ) -> Tuple[Optional[str], Any]:
+    return host_port(getattr(_config_of(args, kwargs), "host", None))
+
+
+def _note_client(tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any],
+                 result: Any) -> Any:
+    """Report the header this client sends (read through the descriptor) to the span."""
+    inner = getattr(instance, "_api_client", None)
+    if inner is not None:
+        tag.note(getattr(inner, _ATTR, None))
+    return result
+
+
+INTEGRATION = Integration(
+    name="databricks_sdk",
+    distributions=("databricks-sdk",),
+    # _BaseClient (with _user_agent_base) exists since 0.30; verified on 0.162.
+    supported=">=0.30,<1",
+    system="databricks",
+    patches=(
+        Patch("databricks.sdk.core", "ApiClient.__init__", after=_note_client, span=True,
+              target=_target),
+    ),
+    setup=_setup,
+)

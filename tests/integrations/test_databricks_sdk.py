@@ -1,0 +1,269 @@
+"""databricks-sdk: the real SDK against a local HTTP peer; we assert the header it received.
+
+Every request of every client - WorkspaceClient, AccountClient, bare ApiClient,
+``Config.sql_http_path``, the ``/.well-known`` probe - carries our token exactly once,
+next to everything the SDK and the application put there, whether the client was
+built before or after ``instrument()``, and follows re-targeting and scopes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any, Iterator, List
+
+import pytest
+
+import ua_autotag
+from ua_autotag.verify.http_peer import HeaderRecorder
+
+UA = "AcmePartner_DatEngProduct/3.5"
+OTHER = "OtherIsv_OtherProduct/2.0"
+ME = "/api/2.0/preview/scim/v2/Me"
+WELL_KNOWN = "/.well-known/databricks-config"
+TOKEN = "dapi0123456789abcdef0123456789ab"  # shaped like a real PAT: must never leak
+SDK = ["databricks_sdk"]
+
+
+@pytest.fixture
+def peer(http_peer: HeaderRecorder, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeaderRecorder]:
+    """The workspace: answers the SCIM Me call; no DATABRICKS_* from the environment."""
+    for var in list(os.environ):
+        if var.startswith(("DATABRICKS_", "ARM_", "GOOGLE_")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", os.devnull)
+    http_peer.route("GET", ME, (200, {"userName": "someone@example.com"}))
+    yield http_peer
+
+
+def workspace(peer: HeaderRecorder, **kwargs: Any) -> Any:
+    from databricks.sdk import WorkspaceClient
+
+    return WorkspaceClient(host=peer.url, token=TOKEN, **kwargs)
+
+
+def me(peer: HeaderRecorder, client: Any) -> str:
+    """Call the SCIM Me API through ``client``; the User-Agent the peer got."""
+    peer.clear()
+    assert client.current_user.me().user_name == "someone@example.com"
+    agents = peer.user_agents(ME)
+    assert len(agents) == 1
+    return agents[0]
+
+
+def sdk_version() -> str:
+    from databricks.sdk.version import __version__
+
+    return __version__
+
+
+def test_client_built_before_instrument_is_tagged_once_and_keeps_everything(
+    peer: HeaderRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABRICKS_SDK_UPSTREAM", "acme-cli")
+    monkeypatch.setenv("DATABRICKS_SDK_UPSTREAM_VERSION", "7.1")
+    w = workspace(peer, product="MyApp", product_version="1.2.0")
+    untagged = me(peer, w)
+    assert UA not in untagged
+
+    ua_autotag.instrument(UA, integrations=SDK)
+    tagged = me(peer, w)
+    assert tagged.split().count(UA) == 1
+    assert tagged == f"{untagged} {UA}"  # every SDK / app token kept, in order
+    for token in ("MyApp/1.2.0", f"databricks-sdk-py/{sdk_version()}", "auth/pat",
+                  "upstream/acme-cli", "upstream-version/7.1"):
+        assert token in tagged.split()
+    assert me(peer, w) == tagged  # stable across requests
+
+    ua_autotag.uninstrument()
+    assert me(peer, w) == untagged  # the SDK's own header, byte for byte
+
+
+def test_client_built_after_instrument_tags_every_request(peer: HeaderRecorder) -> None:
+    ua_autotag.instrument(UA, integrations=SDK)
+    peer.clear()
+    w = workspace(peer)
+    w.current_user.me()
+    paths = [r.path for r in peer.requests]
+    assert WELL_KNOWN in paths and ME in paths  # the Config() probe and the API call
+    for recorded in peer.requests:
+        assert recorded.user_agent is not None
+        assert recorded.user_agent.split().count(UA) == 1, recorded
+        assert recorded.user_agent.startswith("unknown/0.0.0 databricks-sdk-py/")
+
+
+def test_account_client(peer: HeaderRecorder) -> None:
+    from databricks.sdk import AccountClient
+
+    peer.route("GET", "/api/2.0/accounts/acc-1/workspaces", (200, []))
+    a = AccountClient(host=peer.url, account_id="acc-1", token=TOKEN)
+    ua_autotag.instrument(UA, integrations=SDK)
+    peer.clear()
+    assert list(a.workspaces.list()) == []
+    (agent,) = peer.user_agents("/api/2.0/accounts/acc-1/workspaces")
+    assert agent.split().count(UA) == 1 and "auth/pat" in agent
+
+
+def test_bare_api_client(peer: HeaderRecorder) -> None:
+    from databricks.sdk.core import ApiClient, Config
+
+    ua_autotag.instrument(UA, integrations=SDK)
+    client = ApiClient(Config(host=peer.url, token=TOKEN, product="Bare", product_version="0.1"))
+    peer.clear()
+    assert client.do("GET", ME)["userName"] == "someone@example.com"
+    (agent,) = peer.user_agents(ME)
+    assert agent.startswith("Bare/0.1 databricks-sdk-py/")
+    assert agent.split().count(UA) == 1
+
+
+def test_config_sql_http_path_request_is_tagged(peer: HeaderRecorder) -> None:
+    """``Config.sql_http_path`` sends its own request with ``Config.user_agent``."""
+    from databricks.sdk.core import Config
+
+    ua_autotag.instrument(UA, integrations=SDK)
+    cfg = Config(host=peer.url, token=TOKEN, cluster_id="c-1")
+    peer.clear()
+    assert cfg.sql_http_path is not None
+    (agent,) = peer.user_agents(ME)
+    assert agent.split().count(UA) == 1
+    assert agent.endswith(f"{UA} sdk-feature/sql-http-path")
+
+
+def test_retargeting_reaches_an_existing_client(peer: HeaderRecorder) -> None:
+    w = workspace(peer)
+    ua_autotag.instrument(UA, integrations=SDK)
+    assert UA in me(peer, w).split()
+    ua_autotag.instrument(OTHER, integrations=SDK)
+    agent = me(peer, w).split()
+    assert agent.count(OTHER) == 1 and UA not in agent
+
+
+def test_scoped_override_reaches_an_existing_client(peer: HeaderRecorder) -> None:
+    w = workspace(peer)
+    ua_autotag.instrument(UA, integrations=SDK)
+    with ua_autotag.user_agent(OTHER):
+        inside = me(peer, w).split()
+    outside = me(peer, w).split()
+    assert inside.count(OTHER) == 1 and UA not in inside
+    assert outside.count(UA) == 1 and OTHER not in outside
+
+
+@pytest.fixture
+def app_extra() -> Iterator[Any]:
+    """The SDK's process-wide extras, restored afterwards (they cannot be removed)."""
+    from databricks.sdk import useragent
+
+    saved = useragent.extra()
+    yield useragent
+    useragent._reset_extra(saved)
+
+
+@pytest.mark.parametrize(
+    ("mode", "app_token", "expected"),
+    [
+        ("append", UA, [UA]),  # the app already added exactly our token: not twice
+        ("append", "AcmePartner_DatEngProduct/3.4", ["AcmePartner_DatEngProduct/3.4", UA]),
+        ("replace", "AcmePartner_DatEngProduct/3.4", [UA]),
+        ("keep", "AcmePartner_DatEngProduct/3.4", ["AcmePartner_DatEngProduct/3.4"]),
+        ("keep", "SomeoneElse_Tool/1.0", ["SomeoneElse_Tool/1.0", UA]),
+    ],
+)
+def test_modes_with_the_apps_own_extra(
+    peer: HeaderRecorder, app_extra: Any, mode: str, app_token: str, expected: List[str]
+) -> None:
+    name, version = app_token.split("/")
+    app_extra.with_extra(name, version)
+    w = workspace(peer)
+    ua_autotag.instrument(UA, integrations=SDK, mode=mode)
+    agent = me(peer, w).split()
+    ours_and_app = [t for t in agent if t in {UA, app_token}]
+    assert ours_and_app == expected
+    assert f"databricks-sdk-py/{sdk_version()}" in agent and "auth/pat" in agent
+
+
+def test_all_integrations_on_still_tag_once(peer: HeaderRecorder) -> None:
+    """With every integration enabled (REST ones included), the SDK's request is tagged once."""
+    ua_autotag.instrument(UA, rest_hosts=["127.0.0.1"])
+    w = workspace(peer)
+    assert me(peer, w).split().count(UA) == 1
+
+
+def test_one_span_per_client_and_no_secret(peer: HeaderRecorder, spans: Any) -> None:
+    ua_autotag.instrument(UA, integrations=SDK)
+    w = workspace(peer)
+    w.current_user.me()
+    w.current_user.me()
+    finished = [s for s in spans.get_finished_spans()
+                if s.attributes.get("ua_autotag.integration") == "databricks_sdk"]
+    assert len(finished) == 1  # one client, two requests: one span
+    (span,) = finished
+    attributes = dict(span.attributes)
+    assert span.name == f"connect 127.0.0.1:{peer.port}"
+    assert attributes["db.system.name"] == "databricks"
+    assert attributes["server.address"] == "127.0.0.1"
+    assert attributes["server.port"] == peer.port
+    assert attributes["ua_autotag.client.version"] == sdk_version()
+    assert attributes["user_agent.original"] == peer.user_agents(ME)[-1]
+    text = json.dumps(attributes) + json.dumps([dict(e.attributes) for e in span.events])
+    assert TOKEN not in text and "dapi" not in text
+
+
+def test_uninstrument_removes_the_descriptors() -> None:
+    from databricks.sdk._base_client import _BaseClient
+    from databricks.sdk.config import Config
+
+    before = (dict(vars(_BaseClient)), Config.__dict__["user_agent"])
+    ua_autotag.instrument(UA, integrations=SDK)
+    assert "_user_agent_base" in vars(_BaseClient)
+    assert Config.__dict__["user_agent"] is not before[1]
+    ua_autotag.uninstrument()
+    assert dict(vars(_BaseClient)) == before[0]
+    assert Config.__dict__["user_agent"] is before[1]
+
+
+def run_fresh(code: str, **env: str) -> Any:
+    """Run ``code`` in a fresh interpreter (nothing imported yet); its last stdout line as JSON."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("UA_AUTOTAG_", "DATABRICKS_"))}
+    clean.update(env, DATABRICKS_CONFIG_FILE=os.devnull)
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=clean,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_sdk_imported_after_instrument_in_a_fresh_interpreter(peer: HeaderRecorder) -> None:
+    result = run_fresh(
+        f"""
+        import json, sys
+        import ua_autotag
+        ua_autotag.instrument({UA!r}, integrations=["databricks_sdk"])
+        assert "databricks.sdk" not in sys.modules
+        from databricks.sdk import WorkspaceClient
+        w = WorkspaceClient(host={peer.url!r}, token="t", product="Late", product_version="1.0")
+        w.current_user.me()
+        print(json.dumps(ua_autotag.status()["databricks_sdk"].state))
+        """
+    )
+    assert result == "patched"
+    (agent,) = peer.user_agents(ME)
+    assert agent.startswith("Late/1.0 databricks-sdk-py/")
+    assert agent.split().count(UA) == 1
+
+
+def test_env_one_liner_before_sdk_import(peer: HeaderRecorder) -> None:
+    run_fresh(
+        f"""
+        import json
+        import ua_autotag  # instruments from UA_AUTOTAG_USER_AGENT
+        from databricks.sdk import WorkspaceClient
+        WorkspaceClient(host={peer.url!r}, token="t").current_user.me()
+        print("null")
+        """,
+        UA_AUTOTAG_USER_AGENT=UA,
+    )
+    assert all(a.split().count(UA) == 1 for a in peer.user_agents())
+    assert peer.user_agents(ME)

@@ -62,7 +62,8 @@ class Patch:
     ``before`` rewrites the call's arguments, ``after`` its result (awaited first for
     coroutine functions); ``span`` opens a connect span around the call, ``target``
     reads (address, port) from the arguments for it. ``optional`` patches may be
-    absent in some versions without failing the integration.
+    absent in some versions without failing the integration. A ``path`` naming a
+    property wraps its getter (``after`` rewrites the value it returns).
     """
 
     module: str
@@ -280,6 +281,29 @@ def _make_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., An
     return wrapper
 
 
+class _WrappedProperty(property):
+    """A property whose getter runs through a registry wrapper.
+
+    wrapt wraps functions, not properties; this swaps in a property whose getter
+    calls the wrapper with the original getter bound to the instance (so
+    ``instance`` is the object, as for methods). ``__wrapped__`` is the original
+    property: ``wrapt.unwrap_object`` (and the wrapt < 2 fallback) restore it.
+    """
+
+
+def _wrap_property(module: str, path: str, wrapper: Callable[..., Any]) -> _WrappedProperty:
+    parent, attribute, original = wrapt.resolve_path(module, path)
+    fget = original.fget
+
+    def getter(obj: Any) -> Any:
+        return wrapper(fget.__get__(obj, type(obj)), obj, (), {})
+
+    prop = _WrappedProperty(getter, original.fset, original.fdel, original.__doc__)
+    prop.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(parent, attribute, prop)
+    return prop
+
+
 # --------------------------------------------------------------------- apply / remove
 
 
@@ -330,9 +354,11 @@ def _apply(name: str) -> None:
             for patch, original in resolved:
                 func = getattr(original, "__func__", original)
                 is_async = inspect.iscoroutinefunction(func)
-                handle = wrapt.wrap_function_wrapper(
-                    patch.module, patch.path, _make_wrapper(live, patch, is_async)
-                )
+                wrapper = _make_wrapper(live, patch, is_async)
+                if isinstance(original, property):
+                    handle = _wrap_property(patch.module, patch.path, wrapper)
+                else:
+                    handle = wrapt.wrap_function_wrapper(patch.module, patch.path, wrapper)
                 live.handles.append((patch.module, patch.path, handle))
             if spec.setup is not None:
                 live.undo = spec.setup()

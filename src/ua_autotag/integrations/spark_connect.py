@@ -1,0 +1,150 @@
+"""Spark Connect (pyspark / pyspark-client >= 3.5): our value in every request's user agent.
+
+The Spark Connect client puts its user agent in the protobuf field ``client_type``
+of every request (Config, AnalyzePlan, ExecutePlan, ReleaseExecute, ...), read each
+time from the ``ChannelBuilder.userAgent`` property:
+``"<user part> spark/<v> os/<os> python/<v>"``, the user part being the
+``user_agent`` parameter (``sc://h:p/;user_agent=...`` or
+``ChannelBuilder(params=...)``), else ``SPARK_CONNECT_USER_AGENT``, else
+``_SPARK_CONNECT_PYTHON``. Every way of making a session (``builder.remote``,
+``SPARK_REMOTE``, ``builder.channelBuilder(...)`` with a ``ChannelBuilder`` or
+``DefaultChannelBuilder`` subclass, sessions made before ``instrument()``) reads
+that property, so its getter is where we merge ours into the user part:
+
+* ``append``: ``"<caller's part> <ours> spark/..."`` (ours once); pyspark's default
+  ``_SPARK_CONNECT_PYTHON`` is not a caller's value: it gives way to ours, exactly
+  as if the application had set ``user_agent`` itself;
+* ``replace``: ``"<ours> spark/..."``; ``keep``: a caller's value is left alone.
+
+The scoped override (``ua_autotag.user_agent(...)``) in force when the session is
+created wins for the whole session: ``SparkConnectClient.__init__`` records it on
+the session's channel builder, and the getter uses it for every later request,
+whatever thread or context sends them. That constructor also opens the one
+connect span per session (``db.system.name`` ``spark``; Spark Connect sends
+nothing until the first action, so the span covers creating the client).
+
+Limit: the client refuses a user part over 2048 characters after URL-quoting. Our
+value is at most 128 characters, so it always fits alone (checked at
+configuration time for the ``spark_connect`` carrier); if appending it to a very
+long caller's value would not fit, the caller's value is sent unchanged and a
+warning is logged once (never cut, never an error in the application's call).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Tuple
+
+from ua_autotag.carriers import merge_tokens
+from ua_autotag.registry import Integration, Patch, Tag
+
+_CORE = "pyspark.sql.connect.client.core"
+CARRIER = "spark_connect"
+DEFAULT_USER_AGENT = "_SPARK_CONNECT_PYTHON"  # pyspark's placeholder, not a caller's value
+QUOTED_LIMIT = 2048  # the client's own limit on the user part, after URL-quoting
+
+#: on a channel builder: the UserAgent in force when its session was created
+CAPTURED = "_ua_autotag_user_agent"
+#: on a channel builder: an integration already merged ours into its parameters
+#: (Databricks Connect does it where it can tell the app's part from its own)
+MERGED = "_ua_autotag_merged"
+
+
+def caller_part(builder: Any) -> str:
+    """The user part as the client computes it (parameter > env > default)."""
+    params = getattr(builder, "_params", None) or {}
+    value = params.get("user_agent")
+    if value is None:
+        value = os.environ.get("SPARK_CONNECT_USER_AGENT", DEFAULT_USER_AGENT)
+    return str(value)
+
+
+def merge_user_part(existing: Optional[str], ours: str, mode: str) -> str:
+    """Merge ``ours`` into a Spark Connect user part, within the client's limit.
+
+    Raises ``ValueError`` (not a configuration error: the caller's value is what
+    is long) when the result would exceed the limit; the registry then leaves
+    the call untagged and warns once.
+    """
+    import urllib.parse
+
+    if existing == DEFAULT_USER_AGENT or not existing:
+        existing = None
+    merged = merge_tokens(existing, ours, mode)
+    quoted = len(urllib.parse.quote(merged))
+    if quoted > QUOTED_LIMIT:
+        raise ValueError(
+            f"the Spark Connect user agent would be {quoted} characters after URL-quoting "
+            f"with ours appended, over the client's {QUOTED_LIMIT}; the caller's "
+            f"{len(existing or '')}-character value is sent unchanged"
+        )
+    return merged
+
+
+def _tag_user_agent(tag: Tag, builder: Any, args: Any, kwargs: Any, result: str) -> str:
+    """``ChannelBuilder.userAgent`` getter: merge ours into the user part of ``result``."""
+    if getattr(builder, MERGED, False):
+        return result
+    captured = getattr(builder, CAPTURED, None)
+    ua = captured if captured is not None else tag.settings.user_agent
+    ours = ua.render(CARRIER)
+    user = caller_part(builder)
+    if result.startswith(user + " "):
+        rest = result[len(user):]
+    else:  # a subclass with its own layout: treat the whole value as the caller's
+        user, rest = result, ""
+    merged = merge_user_part(user, ours, tag.mode)
+    return merged + rest if merged != user else result
+
+
+def target_of(builder: Any) -> Tuple[Optional[str], Optional[int]]:
+    """(host, port) a channel builder connects to; never its URL (it may hold a token)."""
+    host = getattr(builder, "_host", None)
+    port = getattr(builder, "_port", None)
+    if host is None:
+        url = getattr(builder, "url", None)  # DatabricksChannelBuilder: the workspace URL
+        host = getattr(url, "hostname", None)
+        if host is not None:
+            port = getattr(url, "port", None) or 443
+    if isinstance(host, str):
+        host = host.strip("[]")
+    return host, port
+
+
+def _target(client: Any, args: Any, kwargs: Any) -> Tuple[Optional[str], Optional[int]]:
+    """Target of ``SparkConnectClient(connection, ...)`` before it runs (for failures)."""
+    connection = args[0] if args else kwargs.get("connection")
+    if isinstance(connection, str):
+        import urllib.parse
+
+        if not connection.startswith("sc://"):
+            return None, None
+        url = urllib.parse.urlparse("http" + connection[2:])
+        return url.hostname, url.port
+    return target_of(connection)
+
+
+def _on_session(tag: Tag, client: Any, args: Any, kwargs: Any, result: Any) -> Any:
+    """``SparkConnectClient.__init__``: pin the value in force now to this session."""
+    builder = client._builder
+    setattr(builder, CAPTURED, tag.ua)
+    address, port = target_of(builder)
+    try:
+        sent: Optional[str] = builder.userAgent
+    except Exception:  # the client's own error surfaces at its first request, not here
+        sent = None
+    tag.note(sent, address, port)
+    return result
+
+
+INTEGRATION = Integration(
+    name="spark_connect",
+    distributions=("pyspark-client", "pyspark-connect", "pyspark"),
+    supported=">=3.5",
+    system="spark",
+    patches=(
+        Patch(_CORE, "ChannelBuilder.userAgent", after=_tag_user_agent),
+        Patch(_CORE, "SparkConnectClient.__init__", after=_on_session, span=True,
+              target=_target),
+    ),
+)

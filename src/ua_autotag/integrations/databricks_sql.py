@@ -1,0 +1,113 @@
+"""databricks-sql-connector: our value in ``user_agent_entry``, once per connection.
+
+One patch, ``databricks.sql.client.Connection.__init__``: every path reaches it -
+``databricks.sql.connect`` (which looks ``Connection`` up at call time), a
+``connect`` bound before ``instrument()``, subclasses and the SQLAlchemy
+``databricks`` dialect. The keyword arguments it receives feed both places the
+connector builds its User-Agent, ``PyDatabricksSqlConnector/<v> (<entry>)``:
+
+* ``Session.__init__`` (Thrift, SEA and kernel requests; feature-flag requests)
+  reads ``user_agent_entry``, falling back to the deprecated ``_user_agent_entry``;
+* ``utils.build_client_context`` (telemetry, including the connection-failure
+  log) reads ``user_agent_entry`` only.
+
+So we always write the merged value to ``user_agent_entry``. A caller's own value -
+``user_agent_entry``, else ``_user_agent_entry`` - is merged per mode (append adds
+ours once, replace sends ours, keep leaves it alone). ``_user_agent_entry`` is left
+in place but no longer read, so the connector's deprecation warning does not fire
+(we never pass that keyword ourselves). The SQLAlchemy dialect's ``do_connect``
+listener has already turned the entry into ``"sqlalchemy + <entry>"``: that marker
+is kept and only the part after it is merged.
+
+Span: one per ``Connection``, ``db.system.name="databricks"`` (the OpenTelemetry
+database conventions define no value for Databricks SQL; we use the lower-case
+product name, as for ``postgresql``), ``server.address`` / ``server.port`` from the
+arguments (the ``_connection_uri`` when the Thrift backend will use it, else
+``server_hostname`` and ``_port``, default 443). The access token is never read.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+from urllib.parse import urlsplit
+
+from ..carriers import merge_tokens
+from ..registry import Integration, Patch, Tag
+
+Args = Tuple[Any, ...]
+Kwargs = Dict[str, Any]
+
+#: what the databricks-sqlalchemy dialect puts in front of the caller's entry
+SQLALCHEMY_MARKER = "sqlalchemy"
+
+
+def merge_entry(existing: Optional[str], ours: str, mode: str) -> str:
+    """Merge ``ours`` into a connector ``user_agent_entry`` per ``mode``.
+
+    ``"sqlalchemy + <entry>"`` (the dialect's marker) keeps its marker; the entry
+    after it is the caller's value. An empty entry is no caller value, so ``keep``
+    still adds ours there.
+    """
+    if existing is not None:
+        head, plus, rest = existing.partition("+")
+        if head.strip() == SQLALCHEMY_MARKER and (plus or not rest):
+            return f"{SQLALCHEMY_MARKER} + {merge_tokens(rest.strip() or None, ours, mode)}"
+    return merge_tokens(existing, ours, mode)
+
+
+def _tag_entry(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Args, Kwargs]:
+    entry = kwargs.get("user_agent_entry")
+    if entry is None:
+        entry = kwargs.get("_user_agent_entry")
+    if entry is not None and not isinstance(entry, str):
+        return args, kwargs  # not a value we understand: leave the call as it is
+    merged = merge_entry(entry, tag.value, tag.mode)
+    tag.note(_header(merged))
+    if merged == kwargs.get("user_agent_entry"):
+        return args, kwargs
+    return args, {**kwargs, "user_agent_entry": merged}
+
+
+def _header(entry: str) -> str:
+    """The header the connector composes from ``entry`` (before its agent/ suffix)."""
+    try:
+        from databricks.sql import __version__
+    except Exception:  # pragma: no cover - vendored copies
+        return entry
+    return f"PyDatabricksSqlConnector/{__version__} ({entry})" if entry else entry
+
+
+def _note_sent(tag: Tag, instance: Any, args: Args, kwargs: Kwargs, result: Any) -> Any:
+    """After a successful connect, report the header the session actually built."""
+    session = getattr(instance, "session", None)
+    sent = getattr(session, "useragent_header", None)
+    if isinstance(sent, str):
+        tag.note(sent)
+    return result
+
+
+def target(instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Optional[str], Any]:
+    """(address, port) the connection goes to; no path, query or credentials."""
+    uri = kwargs.get("_connection_uri")
+    if isinstance(uri, str) and uri and not (kwargs.get("use_sea") or kwargs.get("use_kernel")):
+        parts = urlsplit(uri)
+        return parts.hostname, parts.port or (80 if parts.scheme == "http" else 443)
+    host = kwargs.get("server_hostname", args[0] if args else None)
+    if not isinstance(host, str) or not host:
+        return None, None
+    parts = urlsplit(host if "://" in host else f"https://{host}")
+    port = kwargs.get("_port") or parts.port or 443
+    return parts.hostname, port
+
+
+INTEGRATION = Integration(
+    name="databricks_sql",
+    distributions=("databricks-sql-connector",),
+    # user_agent_entry (and build_client_context's copy of it) since 3.0; verified on 4.9.
+    supported=">=3.0,<5",
+    system="databricks",
+    patches=(
+        Patch("databricks.sql.client", "Connection.__init__", before=_tag_entry,
+              after=_note_sent, span=True, target=target),
+    ),
+)

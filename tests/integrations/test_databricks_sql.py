@@ -1,0 +1,289 @@
+"""databricks-sql-connector: the real connector against a local HTTP peer.
+
+Thrift over plain HTTP (``_connection_uri``) and SEA (``use_sea=True``) talk to the
+peer, which answers 404: the connect fails fast, and we assert the User-Agent of what
+the peer received - the session request and the connector's telemetry request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any, Dict, Iterator, Optional
+
+import pytest
+
+import ua_autotag
+from ua_autotag.integrations.databricks_sql import merge_entry
+from ua_autotag.verify.http_peer import HeaderRecorder
+
+UA = "AcmePartner_DatEngProduct/3.5"
+OTHER = "OtherIsv_OtherProduct/2.0"
+SQL = ["databricks_sql"]
+TOKEN = "dapi0123456789abcdef0123456789ab"
+SECRET = "s3cr3t-t0ken-value"  # not shaped like anything scrub() knows: must simply never be read
+SEA_PATH = "/api/2.0/sql/sessions"
+
+# A failed Connection.__init__ leaves an object whose __del__ raises AttributeError
+# (the connector's own behaviour, with or without ua_autotag).
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+def version() -> str:
+    from databricks.sql import __version__
+
+    return str(__version__)
+
+
+def header(entry: Optional[str]) -> str:
+    """The User-Agent the connector sends for ``entry`` (its own agent detection included)."""
+    from databricks.sql.common.agent import detect
+
+    base = f"PyDatabricksSqlConnector/{version()}"
+    text = f"{base} ({entry})" if entry else base
+    agent = detect()
+    return f"{text} agent/{agent}" if agent else text
+
+
+@pytest.fixture
+def peer(http_peer: HeaderRecorder) -> HeaderRecorder:
+    return http_peer
+
+
+def thrift(peer: HeaderRecorder, **extra: Any) -> Dict[str, Any]:
+    kwargs: Dict[str, Any] = dict(
+        server_hostname=peer.url,
+        http_path="/x",
+        access_token=TOKEN,
+        _connection_uri=peer.url + "/x",
+        enable_telemetry=False,
+        _retry_stop_after_attempts_count=1,
+    )
+    return {**kwargs, **extra}
+
+
+def sea(peer: HeaderRecorder, **extra: Any) -> Dict[str, Any]:
+    kwargs: Dict[str, Any] = dict(
+        server_hostname="http://127.0.0.1",
+        _port=peer.port,
+        http_path="/sql/1.0/warehouses/abc",
+        access_token=TOKEN,
+        use_sea=True,
+        enable_telemetry=False,
+        _retry_stop_after_attempts_count=1,
+    )
+    return {**kwargs, **extra}
+
+
+def attempt(connect: Any, kwargs: Dict[str, Any]) -> None:
+    """Connect; the 404 peer makes it fail with the connector's own error, unchanged."""
+    from databricks.sql.exc import Error
+
+    with pytest.raises(Error):
+        connect(**kwargs)
+
+
+def session_agent(peer: HeaderRecorder, path: str = "/x") -> str:
+    agents = peer.user_agents(path)
+    assert agents, [r.path for r in peer.requests]
+    assert len(set(agents)) == 1
+    return agents[0]
+
+
+MODES_CASES = [
+    # (mode, caller keywords, entry the peer must see)
+    ("append", {}, UA),
+    ("replace", {}, UA),
+    ("keep", {}, UA),
+    ("append", {"user_agent_entry": "MyApp/1.0"}, f"MyApp/1.0 {UA}"),
+    ("replace", {"user_agent_entry": "MyApp/1.0"}, UA),
+    ("keep", {"user_agent_entry": "MyApp/1.0"}, "MyApp/1.0"),
+    ("append", {"_user_agent_entry": "Legacy/0.9"}, f"Legacy/0.9 {UA}"),
+    ("replace", {"_user_agent_entry": "Legacy/0.9"}, UA),
+    ("keep", {"_user_agent_entry": "Legacy/0.9"}, "Legacy/0.9"),
+    # both given: the connector reads user_agent_entry, so that is the caller's value
+    ("append", {"user_agent_entry": "New/2", "_user_agent_entry": "Old/1"}, f"New/2 {UA}"),
+    # our token already there: not twice
+    ("append", {"user_agent_entry": f"MyApp/1.0 {UA}"}, f"MyApp/1.0 {UA}"),
+    ("append", {"user_agent_entry": ""}, UA),
+]
+
+
+@pytest.mark.parametrize(("mode", "caller", "expected"), MODES_CASES)
+def test_thrift_modes(peer: HeaderRecorder, mode: str, caller: Dict[str, str], expected: str
+                      ) -> None:
+    from databricks.sql import connect
+
+    ua_autotag.instrument(UA, integrations=SQL, mode=mode)
+    attempt(connect, thrift(peer, **caller))
+    assert session_agent(peer) == header(expected)
+
+
+@pytest.mark.parametrize(("mode", "caller", "expected"), MODES_CASES[3:6])
+def test_sea_modes(peer: HeaderRecorder, mode: str, caller: Dict[str, str], expected: str
+                   ) -> None:
+    from databricks.sql import connect
+
+    ua_autotag.instrument(UA, integrations=SQL, mode=mode)
+    attempt(connect, sea(peer, **caller))
+    assert session_agent(peer, SEA_PATH) == header(expected)
+
+
+def test_sea_without_caller_value(peer: HeaderRecorder) -> None:
+    from databricks.sql import connect
+
+    ua_autotag.instrument(UA, integrations=SQL)
+    attempt(connect, sea(peer))
+    assert session_agent(peer, SEA_PATH) == header(UA)
+
+
+def test_untouched_when_not_instrumented(peer: HeaderRecorder) -> None:
+    from databricks.sql import connect
+
+    ua_autotag.instrument(UA, integrations=SQL)
+    ua_autotag.uninstrument()
+    attempt(connect, thrift(peer, user_agent_entry="MyApp/1.0"))
+    assert session_agent(peer) == header("MyApp/1.0")
+
+
+@pytest.fixture
+def telemetry_flush(peer: HeaderRecorder) -> Iterator[Any]:
+    """Flush the connector's process-wide telemetry client for the peer after the connect."""
+    from databricks.sql.telemetry.telemetry_client import TelemetryClientFactory
+
+    def flush() -> None:
+        TelemetryClientFactory.close(peer.url)
+
+    yield flush
+    flush()
+
+
+@pytest.mark.parametrize(
+    ("caller", "expected"),
+    [({}, UA), ({"user_agent_entry": "MyApp/1.0"}, f"MyApp/1.0 {UA}"),
+     # build_client_context reads only user_agent_entry: without us the legacy value is lost
+     ({"_user_agent_entry": "Legacy/0.9"}, f"Legacy/0.9 {UA}")],
+)
+def test_telemetry_request_carries_the_entry(
+    peer: HeaderRecorder, telemetry_flush: Any, caller: Dict[str, str], expected: str
+) -> None:
+    """The connection-failure telemetry goes through build_client_context's User-Agent."""
+    import time
+
+    from databricks.sql import connect
+
+    ua_autotag.instrument(UA, integrations=SQL)
+    attempt(connect, thrift(peer, enable_telemetry=True, **caller))
+    telemetry_flush()
+    deadline = time.monotonic() + 10
+    while not peer.user_agents("/telemetry-unauth") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert peer.user_agents("/telemetry-unauth") == [header(expected)]
+    assert session_agent(peer) == header(expected)
+
+
+def test_no_deprecation_warning_of_our_own(peer: HeaderRecorder, caplog: pytest.LogCaptureFixture
+                                           ) -> None:
+    from databricks.sql import connect
+
+    ua_autotag.instrument(UA, integrations=SQL)
+    with caplog.at_level(logging.WARNING, logger="databricks.sql.session"):
+        attempt(connect, thrift(peer))
+    assert not [r for r in caplog.records if "_user_agent_entry" in r.getMessage()]
+
+
+def test_connect_bound_before_instrument_is_covered(peer: HeaderRecorder) -> None:
+    from databricks.sql import connect as early_connect
+    from databricks.sql.client import Connection as EarlyConnection
+
+    ua_autotag.instrument(UA, integrations=SQL)
+    attempt(early_connect, thrift(peer))
+    attempt(EarlyConnection, thrift(peer))
+    assert peer.user_agents("/x") == [header(UA)] * 2
+
+
+def test_subclass_is_covered(peer: HeaderRecorder) -> None:
+    from databricks.sql.client import Connection
+
+    class AppConnection(Connection):  # type: ignore[misc]
+        pass
+
+    ua_autotag.instrument(UA, integrations=SQL)
+    attempt(AppConnection, thrift(peer))
+    assert session_agent(peer) == header(UA)
+
+
+def test_retarget_and_scope(peer: HeaderRecorder) -> None:
+    from databricks.sql import connect
+
+    ua_autotag.instrument(UA, integrations=SQL)
+    ua_autotag.instrument(OTHER, integrations=SQL)
+    attempt(connect, thrift(peer))
+    with ua_autotag.user_agent("Scoped_Product/9"):
+        attempt(connect, thrift(peer))
+    assert peer.user_agents("/x") == [header(OTHER), header("Scoped_Product/9")]
+
+
+def test_one_span_per_connection_without_secrets(peer: HeaderRecorder, spans: Any) -> None:
+    from databricks.sql import connect
+
+    ua_autotag.instrument(UA, integrations=SQL)
+    attempt(connect, thrift(peer, access_token=SECRET, http_headers=[("X-Secret", SECRET)],
+                            user_agent_entry="MyApp/1.0"))
+    attempt(connect, sea(peer))  # TOKEN, shaped like a personal access token
+    with pytest.raises(ValueError):  # the connector refuses passwords before any request
+        connect(**thrift(peer, password=SECRET))
+    finished = [s for s in spans.get_finished_spans()
+                if s.attributes.get("ua_autotag.integration") == "databricks_sql"]
+    assert len(finished) == 3
+    thrift_span, sea_span, refused = finished
+    assert refused.attributes["error.type"] == "ValueError"
+    for span in finished:
+        attributes = dict(span.attributes)
+        assert attributes["db.system.name"] == "databricks"
+        assert attributes["server.address"] == "127.0.0.1"
+        assert attributes["server.port"] == peer.port
+        assert span.name == f"connect 127.0.0.1:{peer.port}"
+        assert span.status.status_code.name == "ERROR"
+        text = json.dumps(attributes) + json.dumps([dict(e.attributes) for e in span.events])
+        assert SECRET not in text and TOKEN not in text
+    assert thrift_span.attributes["user_agent.original"] == header(f"MyApp/1.0 {UA}")
+    assert sea_span.attributes["user_agent.original"] == header(UA)
+
+
+def test_merge_entry_keeps_the_sqlalchemy_marker() -> None:
+    assert merge_entry("sqlalchemy + ", UA, "keep") == f"sqlalchemy + {UA}"
+    assert merge_entry("sqlalchemy", UA, "append") == f"sqlalchemy + {UA}"
+    assert merge_entry("sqlalchemy + MyApp/1", UA, "append") == f"sqlalchemy + MyApp/1 {UA}"
+    assert merge_entry("sqlalchemy + MyApp/1", UA, "replace") == f"sqlalchemy + {UA}"
+    assert merge_entry("sqlalchemy + MyApp/1", UA, "keep") == "sqlalchemy + MyApp/1"
+    assert merge_entry(f"sqlalchemy + {UA}", UA, "append") == f"sqlalchemy + {UA}"
+    assert merge_entry("sqlalchemyish", UA, "append") == f"sqlalchemyish {UA}"
+
+
+def test_connector_imported_after_instrument_in_a_fresh_interpreter(peer: HeaderRecorder
+                                                                    ) -> None:
+    code = f"""
+        import json, sys
+        import ua_autotag
+        ua_autotag.instrument({UA!r}, integrations=["databricks_sql"])
+        assert "databricks.sql" not in sys.modules
+        from databricks.sql import connect
+        try:
+            connect(server_hostname={peer.url!r}, http_path="/x", access_token="t",
+                    _connection_uri={peer.url + "/x"!r}, enable_telemetry=False,
+                    _retry_stop_after_attempts_count=1, user_agent_entry="Late/1")
+        except Exception as exc:
+            print(type(exc).__name__, file=sys.stderr)
+        print(json.dumps(ua_autotag.status()["databricks_sql"].state))
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UA_AUTOTAG_")}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == "patched"
+    assert session_agent(peer) == header(f"Late/1 {UA}")

@@ -7,7 +7,7 @@ Every function here is pure: (the caller's value, ours, mode) -> what to send.
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 __all__ = ["merge_application_name", "merge_product_token", "merge_tokens", "pg_display_bytes"]
 
@@ -112,3 +112,40 @@ def merge_product_token(existing: Optional[str], ours: str, mode: str) -> str:
     kept = [t for t in tokens if t.split("/", 1)[0] != name]
     return " ".join([*kept, ours])
 
+
+def libpq_application_name(params: Mapping[str, Any], environ: Mapping[str, str]) -> Optional[str]:
+    """The ``application_name`` libpq would send for ``params``, without us.
+
+    libpq's precedence: an explicit ``application_name`` (keyword, conninfo or URI;
+    an explicit empty value counts and hides the environment) beats ``PGAPPNAME``,
+    which beats ``fallback_application_name``. This is the caller's value for the
+    merge, wherever it came from. (A service file entry is not read: see the README.)
+    """
+    value = params.get("application_name")
+    if value is not None:
+        return str(value)
+    env = environ.get("PGAPPNAME")
+    if env is not None:
+        return env
+    fallback = params.get("fallback_application_name")
+    return None if fallback is None else str(fallback)
+
+
+def pgappname(
+    existing: Optional[str], ours: str, mode: str, fallback: Optional[str] = None
+) -> str:
+    """The ``PGAPPNAME`` to export for libpq programs started as subprocesses (psql...).
+
+    ``existing`` is the ``PGAPPNAME`` already in the launcher's environment,
+    ``fallback`` the program's own name (psql sets ``fallback_application_name=psql``).
+    What the server then records, by libpq precedence:
+
+    1. an ``application_name`` on the program's command line / conninfo / URI wins
+       outright (libpq never reads ``PGAPPNAME`` then: nothing we export can merge);
+    2. else ``PGAPPNAME``, i.e. this function's result: ``append`` gives
+       ``"<existing or fallback> <ours>"`` (the caller's part cut to fit 63 bytes,
+       ours whole, never twice), ``replace`` gives ours, ``keep`` leaves an existing
+       ``PGAPPNAME`` (or, failing that, ``fallback``) alone;
+    3. ``fallback_application_name`` is shown only when ``PGAPPNAME`` is unset.
+    """
+    return merge_application_name(existing or fallback, ours, mode)

@@ -1,0 +1,96 @@
+"""psycopg 3: ``application_name`` on every connection, one connect span each.
+
+Tag: ``Connection._get_connection_params`` / ``AsyncConnection._get_connection_params``
+return the merged parameter dict (conninfo string, URI, keywords) and every path
+reaches them: ``psycopg.connect``, ``Connection.connect``, ``from psycopg import
+connect`` bound before instrumentation (``psycopg.connect`` is a bound method made
+once at import, so wrapping the class attribute alone would miss it), subclasses,
+``psycopg_pool`` (it calls ``connection_class.connect``) and SQLAlchemy. The caller's
+value is what libpq would send without us (keyword > conninfo/URI > ``PGAPPNAME`` >
+``fallback_application_name``), merged per mode.
+
+Span: around ``Connection.connect``, ``AsyncConnection.connect`` and the module's
+``psycopg.connect``; the tagging step reports the target and the value into it.
+Those methods are private API: if a future psycopg drops ``_get_connection_params``
+the connect-level wrappers rewrite the arguments instead (same merge, idempotent).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional, Tuple
+
+from ..carriers import libpq_application_name, merge_application_name
+from ..registry import Integration, Patch, Tag
+
+DEFAULT_PORT = 5432
+
+
+def tag_params(tag: Tag, params: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """``params`` with our ``application_name`` merged in, or None to leave them alone.
+
+    Also notes the target and the value the server will see on the connect span.
+    Shared by psycopg2 (same libpq parameter names).
+    """
+    existing = libpq_application_name(params, os.environ)
+    value = merge_application_name(existing, tag.value, tag.mode)
+    tag.note(value, *libpq_target(params))
+    if value == existing:
+        return None  # libpq already sends exactly this (explicit, env or fallback)
+    new = dict(params)
+    new["application_name"] = value
+    return new
+
+
+def libpq_target(params: Dict[str, Any]) -> Tuple[Optional[str], Any]:
+    """(server.address, server.port) of the first host libpq will try."""
+    host = params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST")
+    port = params.get("port") or os.environ.get("PGPORT") or DEFAULT_PORT
+    address = str(host).split(",")[0] or None if host else None
+    return address, str(port).split(",")[0]
+
+
+def _after_params(tag: Tag, instance: Any, args: Any, kwargs: Any, result: Any) -> Any:
+    new = tag_params(tag, result)
+    return result if new is None else new
+
+
+def _before_connect(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Any:
+    """Fallback for a psycopg without ``_get_connection_params``; a no-op otherwise."""
+    if hasattr(instance, "_get_connection_params"):
+        return args, kwargs  # tagged (and targeted) there, once
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    conninfo = args[0] if args else kwargs.get("conninfo", "")
+    libpq_keys = {k: v for k, v in kwargs.items() if k not in _CONNECT_OPTIONS}
+    new = tag_params(tag, conninfo_to_dict(conninfo, **libpq_keys))
+    if new is None:
+        return args, kwargs
+    options = {k: v for k, v in kwargs.items() if k in _CONNECT_OPTIONS}
+    options.pop("conninfo", None)
+    return (make_conninfo("", **new), *args[1:]), options
+
+
+_CONNECT_OPTIONS = frozenset(
+    ("conninfo", "autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory")
+)
+
+
+def _connect_patch(path: str) -> Patch:
+    return Patch("psycopg", path, before=_before_connect, span=True)
+
+
+INTEGRATION = Integration(
+    name="psycopg",
+    distributions=("psycopg",),
+    supported=">=3.1,<4",
+    system="postgresql",
+    patches=(
+        Patch("psycopg", "Connection._get_connection_params", after=_after_params, optional=True),
+        Patch("psycopg", "AsyncConnection._get_connection_params", after=_after_params,
+              optional=True),
+        _connect_patch("connect"),
+        _connect_patch("Connection.connect"),
+        _connect_patch("AsyncConnection.connect"),
+    ),
+)

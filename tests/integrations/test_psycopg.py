@@ -1,0 +1,325 @@
+"""psycopg 3 against the real local PostgreSQL: what the server records as application_name.
+
+Matrix: entry point (psycopg.connect, ``from psycopg import connect`` bound early,
+Connection.connect, AsyncConnection.connect, ConnectionPool, AsyncConnectionPool) x
+where the caller's value comes from (conninfo, URI, keywords, PGAPPNAME) x user value
+(none / short / long / non-ASCII) x mode, with psycopg imported before instrument()
+(in-process) and after it (a fresh interpreter, ``test_matrix_client_imported_after``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import urllib.parse
+from typing import Any, Optional
+
+import psycopg
+import psycopg_pool
+import pytest
+from psycopg import connect as early_connect  # bound when this module is imported
+from psycopg.conninfo import make_conninfo
+
+import ua_autotag
+from tests import pg
+from tests.integrations.pgmatrix import (
+    MODES,
+    OTHER,
+    SECRET,
+    UA,
+    USER_VALUES,
+    case_id,
+    cases,
+    connect_spans,
+    expected_sent,
+    pgappname_env,
+    run_fresh,
+    secret_free,
+    server_view,
+)
+
+INTEGRATIONS = ("psycopg",)
+ENTRIES = (
+    "psycopg.connect", "early_connect", "Connection.connect", "AsyncConnection.connect",
+    "ConnectionPool", "AsyncConnectionPool",
+)
+SOURCES = ("conninfo", "uri", "kwargs", "env")
+CASES = cases(ENTRIES, SOURCES)
+
+
+def conn_args(source: str, value: Optional[str]) -> tuple[str, dict[str, Any]]:
+    """(conninfo, keywords) that give ``value`` through ``source`` (env: see run_case)."""
+    if value is None or source == "env":
+        return pg.DSN, {}
+    if source == "conninfo":
+        return make_conninfo(pg.DSN, application_name=value), {}
+    if source == "uri":
+        return f"{pg.URI}?application_name={urllib.parse.quote(value)}", {}
+    return pg.DSN, {"application_name": value}
+
+
+def read_sync(conn: Any) -> str:
+    row = conn.execute(pg.APPLICATION_NAME_SQL).fetchone()
+    return str(row[0])
+
+
+async def read_async(conn: Any) -> str:
+    cur = await conn.execute(pg.APPLICATION_NAME_SQL)
+    row = await cur.fetchone()
+    return str(row[0])
+
+
+def open_and_read(entry: str, conninfo: str, kwargs: dict[str, Any]) -> str:
+    """Open one connection through ``entry`` and return what the server calls it."""
+    if entry in ("psycopg.connect", "early_connect", "Connection.connect"):
+        fn = {"psycopg.connect": psycopg.connect, "early_connect": early_connect,
+              "Connection.connect": psycopg.Connection.connect}[entry]
+        with fn(conninfo, **kwargs) as conn:
+            return read_sync(conn)
+    if entry == "ConnectionPool":
+        with psycopg_pool.ConnectionPool(
+            conninfo, kwargs=kwargs, min_size=1, max_size=1, open=False
+        ) as pool, pool.connection() as conn:
+            return read_sync(conn)
+
+    async def run() -> str:
+        if entry == "AsyncConnection.connect":
+            async with await psycopg.AsyncConnection.connect(conninfo, **kwargs) as conn:
+                return await read_async(conn)
+        async with psycopg_pool.AsyncConnectionPool(
+            conninfo, kwargs=kwargs, min_size=1, max_size=1, open=False
+        ) as pool, pool.connection() as conn:
+            return await read_async(conn)
+
+    return asyncio.run(run())
+
+
+def run_case(entry: str, source: str, kind: str) -> str:
+    value = USER_VALUES[kind]
+    conninfo, kwargs = conn_args(source, value)
+    with pgappname_env(value if source == "env" else None):
+        return open_and_read(entry, conninfo, kwargs)
+
+
+def run_matrix(mode: str) -> dict[str, str]:
+    """Every case under the current instrumentation (used by the fresh-interpreter run)."""
+    return {case_id(*case, mode): run_case(*case) for case in CASES}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("entry", "source", "kind"), CASES)
+def test_matrix_client_imported_before(
+    entry: str, source: str, kind: str, mode: str, pg_dsn: str, pg_version: int, spans: Any
+) -> None:
+    ua_autotag.instrument(UA, mode=mode)
+    sent = expected_sent(mode, USER_VALUES[kind])
+    assert run_case(entry, source, kind) == server_view(sent, pg_version)
+    made = connect_spans(spans, "psycopg")
+    if entry == "early_connect":
+        # bound before instrument(): tagged through _get_connection_params, but no
+        # connect-level wrapper runs, so no span (documented limitation)
+        assert made == []
+        return
+    assert len(made) == 1, [s.name for s in made]
+    (span,) = made
+    assert span.attributes["user_agent.original"] == sent
+    assert span.attributes["server.address"] == pg.HOST
+    assert span.attributes["server.port"] == pg.PORT
+    assert span.attributes["db.system.name"] == "postgresql"
+    assert span.name == f"connect {pg.HOST}:{pg.PORT}"
+    assert span.kind.name == "CLIENT"
+
+
+@pytest.fixture(scope="module")
+def fresh_results(pg_dsn: str) -> dict[str, str]:
+    return run_fresh("tests.integrations.test_psycopg", ("psycopg", "psycopg_pool"))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("entry", "source", "kind"), CASES)
+def test_matrix_client_imported_after(
+    entry: str, source: str, kind: str, mode: str, fresh_results: dict[str, str],
+    pg_version: int,
+) -> None:
+    sent = expected_sent(mode, USER_VALUES[kind])
+    assert fresh_results[case_id(entry, source, kind, mode)] == server_view(sent, pg_version)
+
+
+# ------------------------------------------------------------------ precedence (libpq's)
+
+
+@pytest.mark.parametrize(
+    ("conninfo_extra", "kwargs", "env", "expected"),
+    [
+        # keyword > conninfo > PGAPPNAME > fallback_application_name
+        ("application_name=ci", {"application_name": "kw"}, "envapp", f"kw {UA}"),
+        ("application_name=ci", {}, "envapp", f"ci {UA}"),
+        ("", {"fallback_application_name": "fb"}, "envapp", f"envapp {UA}"),
+        ("fallback_application_name=fb", {}, None, f"fb {UA}"),
+        # an explicit empty value hides PGAPPNAME (libpq sends ""): nothing to keep
+        ("application_name=''", {}, "envapp", UA),
+        # a keyword None is dropped by psycopg: PGAPPNAME is the caller's value again
+        ("", {"application_name": None}, "envapp", f"envapp {UA}"),
+        # our value already there (e.g. exported by the launcher): never twice
+        ("", {}, f"envapp {UA}", f"envapp {UA}"),
+        (f"application_name='{UA}'", {}, None, UA),
+    ],
+)
+def test_precedence_append(
+    conninfo_extra: str, kwargs: dict[str, Any], env: Optional[str], expected: str, pg_dsn: str
+) -> None:
+    ua_autotag.instrument(UA)
+    with pgappname_env(env), psycopg.connect(f"{pg.DSN} {conninfo_extra}", **kwargs) as conn:
+        assert read_sync(conn) == expected
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("keep", "envapp"), ("replace", UA)])
+def test_pgappname_is_the_callers_value_for_keep_and_replace(
+    mode: str, expected: str, pg_dsn: str
+) -> None:
+    ua_autotag.instrument(UA, mode=mode)
+    with pgappname_env("envapp"), psycopg.connect(pg.DSN) as conn:
+        assert read_sync(conn) == expected
+
+
+def test_uninstrumented_passes_through(pg_dsn: str) -> None:
+    with psycopg.connect(pg.DSN, application_name="plain") as conn:
+        assert read_sync(conn) == "plain"
+    ua_autotag.instrument(UA)
+    ua_autotag.uninstrument()
+    with psycopg.connect(pg.DSN) as conn:
+        assert read_sync(conn) == ""
+
+
+# ----------------------------------------------------------------------- scoped value
+
+
+def test_scoped_override_applies_per_connection(pg_dsn: str) -> None:
+    ua_autotag.instrument(UA)
+    with ua_autotag.user_agent(OTHER), psycopg.connect(pg.DSN, application_name="a") as conn:
+        assert read_sync(conn) == f"a {OTHER}"
+    with psycopg.connect(pg.DSN, application_name="a") as conn:
+        assert read_sync(conn) == f"a {UA}"
+
+
+def test_scoped_override_per_asyncio_task(pg_dsn: str) -> None:
+    ua_autotag.instrument(UA)
+
+    async def one(value: Optional[str]) -> str:
+        if value is None:
+            async with await psycopg.AsyncConnection.connect(pg.DSN) as conn:
+                return await read_async(conn)
+        with ua_autotag.user_agent(value):
+            async with await psycopg.AsyncConnection.connect(pg.DSN) as conn:
+                await asyncio.sleep(0.01)  # interleave the tasks
+                return await read_async(conn)
+
+    async def main() -> list[str]:
+        return list(await asyncio.gather(one("Isv1_P/1"), one(None), one("Isv2_P/2")))
+
+    assert asyncio.run(main()) == ["Isv1_P/1", UA, "Isv2_P/2"]
+
+
+# ------------------------------------------------------------- failures and secrets
+
+
+@pytest.mark.parametrize("shape", ["conninfo", "uri", "kwargs"])
+def test_no_secret_in_spans_or_logs(
+    shape: str, pg_dsn: str, spans: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    ua_autotag.instrument(UA)
+    good = {
+        "conninfo": (f"{pg.DSN} password={SECRET}", {}),
+        "uri": (f"postgresql://{pg.USER}:{SECRET}@{pg.HOST}:{pg.PORT}/{pg.DBNAME}", {}),
+        "kwargs": (pg.DSN, {"password": SECRET}),
+    }[shape]
+    with caplog.at_level(logging.DEBUG, logger="ua_autotag"):
+        with psycopg.connect(good[0], **good[1]) as conn:  # trust auth: password unused
+            assert read_sync(conn) == UA
+        bad_conninfo = good[0].replace(str(pg.PORT), "1")
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(bad_conninfo, connect_timeout=2, **good[1])
+    made = connect_spans(spans, "psycopg")
+    assert len(made) == 2
+    assert made[1].status.status_code.name == "ERROR"
+    assert made[1].attributes["error.type"] == "OperationalError"
+    assert made[1].attributes["server.port"] == 1
+    assert secret_free(made) == []
+    assert SECRET not in caplog.text
+
+
+def test_failed_connect_reraises_the_original_exception(pg_dsn: str, spans: Any) -> None:
+    bad = pg.DSN.replace(str(pg.PORT), "1")
+    with pytest.raises(psycopg.OperationalError) as plain:
+        psycopg.connect(bad, connect_timeout=2)
+    ua_autotag.instrument(UA)
+    with pytest.raises(psycopg.OperationalError) as tagged:
+        psycopg.connect(bad, connect_timeout=2)
+    assert type(tagged.value) is type(plain.value)
+    assert str(tagged.value) == str(plain.value)
+    (span,) = connect_spans(spans, "psycopg")
+    assert span.status.status_code.name == "ERROR"
+    assert span.attributes["user_agent.original"] == UA
+
+    async def run() -> None:
+        await psycopg.AsyncConnection.connect(bad, connect_timeout=2)
+
+    with pytest.raises(psycopg.OperationalError):
+        asyncio.run(run())
+    assert len(connect_spans(spans, "psycopg")) == 2
+
+
+def test_spans_off_still_tags(pg_dsn: str, spans: Any) -> None:
+    ua_autotag.instrument(UA, spans=False)
+    with psycopg.connect(pg.DSN) as conn:
+        assert read_sync(conn) == UA
+    assert connect_spans(spans, "psycopg") == []
+
+
+# ------------------------------------------------------------------------ uninstrument
+
+
+def _originals() -> dict[str, Any]:
+    return {
+        "psycopg.connect": vars(psycopg)["connect"],
+        "Connection.connect": vars(psycopg.Connection)["connect"],
+        "AsyncConnection.connect": vars(psycopg.AsyncConnection)["connect"],
+        "Connection._get_connection_params": vars(psycopg.Connection)["_get_connection_params"],
+        "AsyncConnection._get_connection_params":
+            vars(psycopg.AsyncConnection)["_get_connection_params"],
+    }
+
+
+def test_uninstrument_restores_originals_by_identity(pg_dsn: str) -> None:
+    before = _originals()
+    ua_autotag.instrument(UA)
+    patched = _originals()
+    assert all(patched[k] is not before[k] for k in before), "every target is wrapped"
+    ua_autotag.uninstrument()
+    after = _originals()
+    assert all(after[k] is before[k] for k in before)
+    with psycopg.connect(pg.DSN) as conn:
+        assert read_sync(conn) == ""
+
+
+def test_fallback_without_get_connection_params(pg_dsn: str) -> None:
+    """The connect-level rewrite used if a psycopg drops the private hook."""
+    from ua_autotag.integrations import psycopg as integration
+    from ua_autotag.registry import Tag
+
+    settings = ua_autotag.instrument(UA)
+    ua_autotag.uninstrument()
+
+    class NoHook:  # what the wrapper sees as ``instance`` on such a psycopg
+        pass
+
+    tag = Tag(settings.user_agent, UA, settings)
+    args, kwargs = integration._before_connect(
+        tag, NoHook, (f"{pg.DSN} application_name=mine",),
+        {"autocommit": True, "sslmode": "disable"},
+    )
+    assert kwargs == {"autocommit": True}
+    with psycopg.connect(*args, **kwargs) as conn:
+        assert read_sync(conn) == f"mine {UA}"
+        assert conn.autocommit
+        assert conn.info.get_parameters()["sslmode"] == "disable"

@@ -129,6 +129,12 @@ def _activate_from_env() -> None:
         or env.get("UA_AUTOTAG_PRODUCT")
     ):
         return
+    import sys
+
+    if _os.path.basename((getattr(sys, "argv", None) or [""])[0]).startswith("ua-autotag"):
+        # the `ua-autotag` console script itself: it validates and reports the
+        # configuration its own way, and its children (not itself) are to be tagged
+        return
     import logging
 
     from . import config

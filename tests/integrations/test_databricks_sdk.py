@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from typing import Any, Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
@@ -267,3 +267,91 @@ def test_env_one_liner_before_sdk_import(peer: HeaderRecorder) -> None:
     )
     assert all(a.split().count(UA) == 1 for a in peer.user_agents())
     assert peer.user_agents(ME)
+
+
+# ------------------------------------------------------------------ gRPC transport
+
+
+@pytest.fixture
+def grpc_peer(tmp_path: Any) -> Iterator[Any]:
+    """A real TLS gRPC server on localhost recording each call's metadata.
+
+    The SDK's ``open_channel`` always uses TLS with the default roots; the client
+    process trusts our self-signed certificate via ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH``.
+    """
+    import datetime
+    from concurrent import futures
+
+    import grpc
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    (tmp_path / "ca.pem").write_bytes(cert_pem)
+    seen: List[Dict[str, Any]] = []
+
+    def echo(request: bytes, context: Any) -> bytes:
+        seen.append(dict(context.invocation_metadata()))
+        return b"ok"
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "test.Echo", {"Call": grpc.unary_unary_rpc_method_handler(echo)}),))
+    port = server.add_secure_port("localhost:0", grpc.ssl_server_credentials([(key_pem, cert_pem)]))
+    server.start()
+    server.seen = seen  # type: ignore[attr-defined]
+    server.port = port  # type: ignore[attr-defined]
+    server.ca = str(tmp_path / "ca.pem")  # type: ignore[attr-defined]
+    yield server
+    server.stop(None)
+
+
+def test_grpc_transport_channel_user_agent(peer: HeaderRecorder, grpc_peer: Any) -> None:
+    """``mixins._grpc_transport.open_channel`` advertises ``Config.user_agent``: tagged."""
+    run_fresh(
+        f"""
+        import ua_autotag
+        from databricks.sdk.core import Config
+        from databricks.sdk.mixins._grpc_transport import open_channel
+
+        cfg = Config(host={peer.url!r}, token={TOKEN!r}, product="MyApp", product_version="1.0")
+        cfg.host = "https://localhost"  # the gRPC endpoint (TLS); the HTTP peer did the probe
+
+        def call():
+            channel = open_channel(cfg, port={grpc_peer.port})
+            assert channel.unary_unary("/test.Echo/Call")(b"x", timeout=30) == b"ok"
+            channel.close()
+
+        call()  # before instrument()
+        ua_autotag.instrument({UA!r}, integrations=["databricks_sdk"])
+        call()
+        ua_autotag.instrument({OTHER!r}, integrations=["databricks_sdk"])
+        call()
+        print("null")
+        """,
+        GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=grpc_peer.ca,
+    )
+    agents = [m["user-agent"] for m in grpc_peer.seen]
+    assert len(agents) == 3
+    plain, tagged, retargeted = agents
+    assert plain.startswith("MyApp/1.0 databricks-sdk-py/") and UA not in plain
+    sdk_part = plain.split(" grpc-python/")[0]
+    assert tagged.startswith(f"{sdk_part} {UA} grpc-python/")
+    assert retargeted.startswith(f"{sdk_part} {OTHER} grpc-python/")
+    assert tagged.split().count(UA) == 1 and UA not in retargeted

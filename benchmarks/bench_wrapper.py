@@ -1,0 +1,159 @@
+"""1. Wrapper cost per call, isolated from I/O (issue 9 §1, issue 7 spans variants).
+
+Run twice by the runner, because the OpenTelemetry tracer provider can be set only
+once per process: ``--otel api`` (no SDK: the API's non-recording spans) and
+``--otel sdk`` (SDK ``TracerProvider`` + ``MeterProvider``, no exporter, no reader).
+
+Synthetic integration (``noio``, declared like a real one, wrapped by the real
+registry through the real post-import hook) around a client that does no I/O:
+
+* ``unpatched``                  the original function
+* ``closure pass-through``       ``def w(*a, **k): return f(*a, **k)``: any wrapper's floor
+* ``closure tagging``            a hand-written closure doing our tagging work, no wrapt
+* ``wrapt pass-through``         a bare ``wrapt.FunctionWrapper``: wrapt's own floor
+* ``ours, not instrumented``     our wrapper left in place after the settings are gone
+* ``ours, spans off``            ``spans=False``
+* ``ours, spans on (API only)``  / ``(SDK, no exporter)``
+* ``otel span floor (SDK)``      ``tracer.start_span(); span.end()`` alone
+
+Then every real integration present in ``src/ua_autotag/integrations`` whose tagging
+step can run without the network (``cases.py``): unpatched vs ours, same process.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Dict
+
+import wrapt
+
+import ua_autotag
+from harness import (
+    HERE,
+    UA,
+    Output,
+    Variant,
+    arguments,
+    compare,
+    interleave,
+    sdk_providers,
+    set_settings,
+)
+from ua_autotag import config
+from ua_autotag.carriers import merge_tokens
+
+
+def main() -> None:
+    args = arguments(__doc__ or "")
+    out = Output(args.json_out)
+    sdk = args.otel == "sdk"
+    rounds, inner = (6, 300) if args.quick else (40, 2000)
+    if sdk:
+        sdk_providers()
+    sys.path.insert(0, str(HERE))
+    import noio_integration
+
+    noio_integration.register()
+    import noio_client
+
+    original: Callable[..., Any] = noio_client.connect
+    ua_autotag.instrument(UA, integrations=["noio"], spans=True)
+    patched = noio_client.connect
+    assert patched is not original and patched.__wrapped__ is original
+    assert patched(headers={"User-Agent": "app/1"})["User-Agent"] == f"app/1 {UA}"
+
+    def closure_pass(*a: Any, **k: Any) -> Any:
+        return original(*a, **k)
+
+    def closure_tag(*a: Any, **k: Any) -> Any:
+        settings = config._ACTIVE
+        if settings is None:
+            return original(*a, **k)
+        headers = dict(k.get("headers") or {})
+        ours = config.current_user_agent(settings).render("http-user-agent")
+        headers["User-Agent"] = merge_tokens(headers.get("User-Agent"), ours, settings.mode)
+        return original(*a, **{**k, "headers": headers})
+
+    bare = wrapt.FunctionWrapper(original, lambda w, i, a, k: w(*a, **k))
+    headers = {"User-Agent": "app/1"}
+    kw = {"host": "127.0.0.1", "port": 443, "headers": headers}
+    on = config._ACTIVE
+    off = set_settings(spans=False)
+    config._set_active(on)
+
+    def use(settings: Any) -> Callable[[], None]:
+        return lambda: config._set_active(settings)
+
+    restore = use(on)
+    spans_on = "ours, spans on (SDK, no exporter)" if sdk else "ours, spans on (API only)"
+    variants = [
+        Variant("unpatched", lambda: original(**kw)),
+        Variant("ours, spans off", lambda: patched(**kw), use(off), restore),
+        Variant(spans_on, lambda: patched(**kw)),
+    ]
+    if sdk:
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer("bench")
+        kind = trace.SpanKind.CLIENT
+
+        def span_floor() -> None:
+            tracer.start_span("connect", kind=kind).end()
+
+        variants.append(Variant("otel span floor (SDK)", span_floor))
+    else:
+        variants += [
+            Variant("closure pass-through", lambda: closure_pass(**kw)),
+            Variant("closure tagging", lambda: closure_tag(**kw)),
+            Variant("wrapt pass-through", lambda: bare(**kw)),
+            Variant("ours, not instrumented", lambda: patched(**kw), use(None), restore),
+        ]
+    samples = interleave(variants, rounds, inner)
+    us = 1e-6
+    targets: Dict[str, Any] = {
+        "ours, spans off": ("added <= 2 us", lambda r: r.diff_median <= 2 * us),
+    }
+    if sdk:
+        targets[spans_on] = ("added <= 12 us", lambda r: r.diff_median <= 12 * us)
+    notes = {
+        "ours, not instrumented": "wrapper still installed, settings gone (after uninstrument "
+        "a chained wrapper that cannot be removed degrades to this)",
+    }
+    group = "wrapper-sdk" if sdk else "wrapper"
+    out.emit(
+        compare(group, "noio connect()", samples, "unpatched", inner, targets, notes),
+        f"== {group}: no-I/O connect(), per call ({args.otel})",
+    )
+    if not sdk:
+        rows = compare(group, "noio connect() vs spans off", samples, "ours, spans off", inner)
+        out.emit(
+            [r for r in rows if r.variant == spans_on],
+            "== wrapper: cost of spans on with no SDK, beside spans off (issue 7)",
+        )
+        rows = compare(group, "noio connect() vs wrapt floor", samples, "wrapt pass-through", inner)
+        out.emit(
+            [r for r in rows if r.variant == "ours, spans off"],
+            "== wrapper: ours (spans off) beyond wrapt's own pass-through",
+        )
+
+    import cases
+
+    for case in cases.collect(out, group):
+        variants = [
+            Variant("unpatched", case.fn, case.off),
+            Variant("ours, spans off", case.fn, case.on(False)),
+            Variant(spans_on, case.fn, case.on(True)),
+        ]
+        n = max(10, inner // case.weight)
+        samples = interleave(variants, rounds, n)
+        ua_autotag.uninstrument()
+        rows = compare(group, case.bench, samples, "unpatched", n, targets)
+        for row in rows:
+            row.note = case.note
+        out.emit(rows, f"== {group}: {case.bench} ({args.otel})")
+    ua_autotag.uninstrument()
+    out.save()
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,7 @@ Every function here is pure: (the caller's value, ours, mode) -> what to send.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Optional
+from typing import Any, List, Mapping, NamedTuple, Optional
 
 __all__ = ["merge_application_name", "merge_product_token", "merge_tokens", "pg_display_bytes"]
 
@@ -149,3 +149,137 @@ def pgappname(
     3. ``fallback_application_name`` is shown only when ``PGAPPNAME`` is unset.
     """
     return merge_application_name(existing or fallback, ours, mode)
+
+
+# ----------------------------------------------------------- ODBC / JDBC attributes
+
+#: UserAgentEntry: the attribute the Databricks (Simba Spark) ODBC and JDBC drivers read.
+USER_AGENT_ENTRY = "UserAgentEntry"
+
+
+class OdbcAttribute(NamedTuple):
+    """One ``key=value`` of an ODBC connection string; ``start:end`` is the raw value."""
+
+    key: str  # as written, stripped
+    value: str  # unescaped (braces removed, ``}}`` -> ``}``)
+    start: int
+    end: int
+    braced: bool
+
+
+def odbc_attributes(text: str, braces: bool = True) -> List[OdbcAttribute]:
+    """Parse ``key=value;...`` (ODBC connection string, JDBC URL parameters).
+
+    A value starting with ``{`` runs to the matching ``}`` (``}}`` is a literal ``}``),
+    as in the ODBC ``SQLDriverConnect`` grammar; ``braces=False`` reads every value up
+    to the next ``;`` (JDBC URLs). Text without ``=`` up to a ``;`` is skipped.
+    """
+    attrs: List[OdbcAttribute] = []
+    i, n = 0, len(text)
+    while i < n:
+        eq = text.find("=", i)
+        semi = text.find(";", i)
+        if eq < 0:
+            break
+        if 0 <= semi < eq:  # a segment without '=': not an attribute
+            i = semi + 1
+            continue
+        key = text[i:eq].strip()
+        j = eq + 1
+        if braces and text.startswith("{", j):
+            k, chars = j + 1, []
+            while k < n:
+                if text[k] == "}":
+                    if text.startswith("}", k + 1):
+                        chars.append("}")
+                        k += 2
+                        continue
+                    break
+                chars.append(text[k])
+                k += 1
+            end = min(k + 1, n)
+            attrs.append(OdbcAttribute(key, "".join(chars), j, end, True))
+            semi = text.find(";", end)
+        else:
+            end = n if semi < 0 else semi
+            attrs.append(OdbcAttribute(key, text[j:end], j, end, False))
+        i = n if semi < 0 else semi + 1
+    return attrs
+
+
+def odbc_quote(value: str, braced: bool = False) -> str:
+    """``value`` as an ODBC attribute value: in ``{...}`` (``}`` doubled) when needed.
+
+    Braces are needed for ``;``, ``{``, ``}`` and leading/trailing blanks; ``braced``
+    keeps a caller's braces. Our own value never needs them (its characters exclude
+    ``;{}=`` and blanks), so an untouched caller style is kept byte for byte.
+    """
+    if braced or any(c in value for c in ";{}") or value != value.strip():
+        return "{" + value.replace("}", "}}") + "}"
+    return value
+
+
+def merge_odbc_attribute(
+    text: str, key: str, ours: str, mode: str, braces: bool = True
+) -> str:
+    """``text`` with attribute ``key`` (case-insensitive) merged per ``mode``.
+
+    Each occurrence of ``key`` has its value merged with :func:`merge_tokens` in place
+    (the rest of ``text`` is kept byte for byte, the caller's braces too); without one,
+    ``key=ours`` is appended (after a ``;`` unless ``text`` is empty or ends with one).
+    """
+    wanted = key.lower()
+    found = [a for a in odbc_attributes(text, braces) if a.key.lower() == wanted]
+    if not found:
+        stripped = text.rstrip()
+        if not stripped:
+            return f"{key}={ours}"
+        if stripped.endswith(";"):
+            return f"{text}{key}={ours};" if text == stripped else f"{stripped}{key}={ours}"
+        return f"{text};{key}={ours}"
+    out, last = [], 0
+    for attr in found:
+        existing = attr.value.strip() or None
+        merged = merge_tokens(existing, ours, mode)
+        unchanged = merged == existing
+        out.append(text[last:attr.start])
+        if unchanged:
+            out.append(text[attr.start:attr.end])
+        else:
+            out.append(odbc_quote(merged, attr.braced) if braces else merged)
+        last = attr.end
+    out.append(text[last:])
+    return "".join(out)
+
+
+# ----------------------------------------------------------------- REST User-Agent
+
+#: User-Agent tokens of Databricks clients that carry our value through their own
+#: integration (databricks_sdk, databricks_sql): the REST layer leaves them alone.
+DATABRICKS_CLIENT_MARKERS = ("databricks-sdk-py/", "PyDatabricksSqlConnector/")
+
+#: The default User-Agent of the HTTP libraries (``python-requests/2.32.3`` ...): a
+#: library default is not a caller's explicit value, so ``keep`` still adds ours.
+HTTP_LIBRARY_DEFAULTS = ("python-requests/", "python-httpx/", "python-urllib3/")
+
+
+def merge_rest_user_agent(existing: Optional[str], ours: str, mode: str) -> str:
+    """The User-Agent a REST call to a Databricks host sends; ``existing`` if no change.
+
+    * our token already there (any mode): unchanged - never twice, even when two
+      layers (requests over urllib3) or the SDK integration got there first;
+    * a header built by the Databricks SDK or SQL connector: unchanged - those clients
+      have their own integration, which merges per mode (and may be disabled on
+      purpose);
+    * an HTTP library's default (``python-requests/x``): ``keep`` acts as ``append``;
+    * otherwise :func:`merge_tokens`.
+    """
+    if existing:
+        if ours in existing.split():
+            return existing
+        for marker in DATABRICKS_CLIENT_MARKERS:
+            if marker in existing:
+                return existing
+        if mode == "keep" and " " not in existing and existing.startswith(HTTP_LIBRARY_DEFAULTS):
+            mode = "append"
+    return merge_tokens(existing, ours, mode)

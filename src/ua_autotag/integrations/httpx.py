@@ -1,0 +1,51 @@
+"""httpx: our token in the User-Agent of calls to Databricks hosts (sync and async).
+
+Patch points: ``Client._send_single_request`` and ``AsyncClient._send_single_request``
+- the one funnel every request passes per hop (redirects included), whatever the
+transport (custom, proxy-mounted, mock), after auth and event hooks ran, so the
+header is final. They are private but present, unchanged in shape, since httpx 0.18;
+if a release drops them the integration reports ``failed`` and leaves httpx alone.
+
+The transport gets a shallow copy of the ``Request`` with its own headers: the
+client's redirect loop keeps building from the caller's untagged request, so a
+redirect to a non-Databricks host leaves exactly as it would without us.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Tuple
+
+from ..carriers import merge_rest_user_agent
+from ..hosts import rules_for
+from ..registry import Integration, Patch, Tag
+
+
+def _tag_request(tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+                 ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+    request: Any = args[0] if args else kwargs["request"]
+    host = request.url.host
+    if not rules_for(tag.settings).match(host):
+        return args, kwargs
+    existing = request.headers.get("User-Agent")
+    merged = merge_rest_user_agent(existing, tag.value, tag.mode)
+    if merged == existing:
+        return args, kwargs
+    sent = object.__new__(type(request))
+    sent.__dict__.update(request.__dict__)
+    sent.headers = request.headers.copy()
+    sent.headers["User-Agent"] = merged
+    if args:
+        return (sent, *args[1:]), kwargs
+    return args, {**kwargs, "request": sent}
+
+
+INTEGRATION = Integration(
+    name="httpx",
+    distributions=("httpx",),
+    supported=">=0.23,<1",
+    system="databricks",
+    patches=(
+        Patch("httpx", "Client._send_single_request", before=_tag_request),
+        Patch("httpx", "AsyncClient._send_single_request", before=_tag_request),
+    ),
+)

@@ -1,0 +1,67 @@
+"""urllib3: our token in the User-Agent of calls to Databricks hosts.
+
+Patch point: ``HTTPConnectionPool.urlopen`` (``HTTPSConnectionPool`` inherits it) -
+reached by ``PoolManager``, ``ProxyManager``, ``urllib3.request()``, ``requests`` and
+every pool user. Retries and same-host redirects re-enter it with the headers we
+already merged (our token is then found and nothing changes). Code that drives
+``HTTPConnection`` directly, below the pool, is not covered.
+
+The host is the pool's, or the URL's when the URL is absolute (a plain-HTTP proxy
+pool forwards absolute URLs). The caller's header dict (often the pool's or the
+``PoolManager``'s shared defaults) is never mutated: the call gets a copy. With no
+User-Agent given, urllib3 would send ``python-urllib3/<version>``; that default is
+what our value is merged with.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+from ..carriers import merge_rest_user_agent
+from ..hosts import host_of, rules_for
+from ..registry import Integration, Patch, Tag
+
+_HEADERS_INDEX = 3  # urlopen(method, url, body, headers, ...)
+
+
+def _default_user_agent() -> Optional[str]:
+    import urllib3.connection
+
+    get = getattr(urllib3.connection, "_get_default_user_agent", None)
+    return get() if callable(get) else None
+
+
+def _tag_urlopen(tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+                 ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+    url = args[1] if len(args) > 1 else kwargs.get("url", "")
+    if isinstance(url, str) and (url.startswith("http://") or url.startswith("https://")):
+        host = host_of(url)
+    else:
+        host = instance.host
+    if not rules_for(tag.settings).match(host):
+        return args, kwargs
+    positional = len(args) > _HEADERS_INDEX
+    headers = args[_HEADERS_INDEX] if positional else kwargs.get("headers")
+    if headers is None:
+        headers = instance.headers
+    key = next((k for k in headers if isinstance(k, str) and k.lower() == "user-agent"), None)
+    existing = headers[key] if key is not None else _default_user_agent()
+    if existing is not None and not isinstance(existing, str):
+        return args, kwargs
+    merged = merge_rest_user_agent(existing, tag.value, tag.mode)
+    if merged == existing and key is not None:
+        return args, kwargs
+    sent = headers.copy() if hasattr(headers, "copy") else dict(headers)
+    sent[key or "User-Agent"] = merged
+    if positional:
+        return (*args[:_HEADERS_INDEX], sent, *args[_HEADERS_INDEX + 1:]), kwargs
+    return args, {**kwargs, "headers": sent}
+
+
+INTEGRATION = Integration(
+    name="urllib3",
+    distributions=("urllib3",),
+    supported=">=1.26,<3",
+    system="databricks",
+    patches=(Patch("urllib3.connectionpool", "HTTPConnectionPool.urlopen", before=_tag_urlopen),),
+)

@@ -15,7 +15,7 @@ import logging
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 import wrapt
 
@@ -53,6 +53,7 @@ class Tag:
 Before = Callable[[Tag, Any, Args, Kwargs], Tuple[Args, Kwargs]]
 After = Callable[[Tag, Any, Args, Kwargs, Any], Any]
 Target = Callable[[Any, Args, Kwargs], Tuple[Optional[str], Any]]
+SpanPredicate = Callable[[Any, Args, Kwargs], bool]
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,17 @@ class Patch:
     coroutine functions); ``span`` opens a connect span around the call, ``target``
     reads (address, port) from the arguments for it. ``optional`` patches may be
     absent in some versions without failing the integration. A ``path`` naming a
-    property wraps its getter (``after`` rewrites the value it returns).
+    property wraps its getter (``after`` rewrites the value it returns). ``span`` may
+    also be a predicate ``(instance, args, kwargs) -> bool`` for clients that reach
+    Databricks and other targets through one call (pyodbc, JDBC): only calls it
+    accepts get a span (a failing predicate means no span).
     """
 
     module: str
     path: str
     before: Optional[Before] = None
     after: Optional[After] = None
-    span: bool = False
+    span: Union[bool, SpanPredicate] = False
     target: Optional[Target] = None
     optional: bool = False
 
@@ -226,10 +230,13 @@ def _make_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., An
             live.warn_once(patch, exc)
         return result
 
-    def open_span(settings: Settings) -> Optional[telemetry.ConnectSpan]:
+    def open_span(settings: Settings, instance: Any, args: Args, kwargs: Kwargs
+                  ) -> Optional[telemetry.ConnectSpan]:
         if not (want_span and settings.spans):
             return None
         try:
+            if callable(want_span) and not want_span(instance, args, kwargs):
+                return None
             return telemetry.start(name, system, settings.mode, version)
         except Exception as exc:  # a broken OpenTelemetry set-up must not break the app
             logger.debug("ua_autotag: span start failed: %s", type(exc).__name__)
@@ -240,7 +247,7 @@ def _make_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., An
         async def run_async(
             wrapped: Any, instance: Any, args: Args, kwargs: Kwargs, settings: Settings
         ) -> Any:
-            handle = open_span(settings)
+            handle = open_span(settings, instance, args, kwargs)
             try:
                 tag, args, kwargs = prepare(settings, instance, args, kwargs)
                 result = await wrapped(*args, **kwargs)
@@ -265,7 +272,7 @@ def _make_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., An
         settings = config._ACTIVE
         if settings is None or not live.on:
             return wrapped(*args, **kwargs)
-        handle = open_span(settings)
+        handle = open_span(settings, instance, args, kwargs)
         try:
             tag, args, kwargs = prepare(settings, instance, args, kwargs)
             result = wrapped(*args, **kwargs)

@@ -367,7 +367,21 @@ def doctor_report(environ: Dict[str, str], user_agent: Optional[str] = None) -> 
             row.update(status="would patch", reason=f"when {entry.trigger} is imported")
         integrations.append(row)
     report["integrations"] = integrations
-    return report
+    clean: Dict[str, Any] = _scrubbed(report)
+    return clean
+
+
+def _scrubbed(value: Any) -> Any:
+    """``value`` with every string passed through ``telemetry.scrub`` (no secret leaves)."""
+    from .telemetry import scrub
+
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrubbed(v) for v in value]
+    return value
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:

@@ -1,0 +1,119 @@
+"""``ua-autotag verify``: real probes against real local peers, judged from what arrived."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from tests.cli.conftest import UA, clean_env, cli, one_line_error
+from ua_autotag.verify.runner import ROWS, carries
+
+FAST = "psycopg,databricks_sdk"
+
+
+def _rows(proc) -> dict:  # type: ignore[no-untyped-def]
+    data = json.loads(proc.stdout)
+    return {r["label"]: r for r in data["results"]}
+
+
+def test_verify_all_installed_integrations_pass(pg_dsn: str) -> None:
+    """The acceptance run: every installed client carries the tag to its peer."""
+    proc = cli("verify", "--user-agent", UA, "--json")
+    data = json.loads(proc.stdout)
+    failed = {r["label"]: (r["verdict"], r["detail"]) for r in data["results"] if not r["passed"]}
+    assert proc.returncode == 0, failed
+    assert data["ok"] is True
+    for row in data["results"]:
+        if row["verdict"] == "ok":
+            assert carries(row["received"], UA), row
+    assert data["seconds"] < 60
+
+
+def test_verify_ok_rows_show_what_the_peer_received(pg_dsn: str) -> None:
+    proc = cli("verify", "--user-agent", UA, "--json", "--only", FAST)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = _rows(proc)
+    assert set(rows) == {"psycopg", "databricks_sdk"}
+    assert rows["psycopg"]["received"] == UA  # pg_stat_activity.application_name
+    assert rows["psycopg"]["carrier"] == "application_name"
+    sdk = rows["databricks_sdk"]["received"]
+    assert UA in sdk.split() and "databricks-sdk-py/" in sdk  # the real SDK header
+    assert all(r["verdict"] == "ok" and r["client"] and r["version"] for r in rows.values())
+
+
+def test_verify_fails_with_a_clear_row_when_an_integration_is_disabled(pg_dsn: str) -> None:
+    env = clean_env(UA_AUTOTAG_DISABLED_INTEGRATIONS="psycopg")
+    proc = cli("verify", "--user-agent", UA, "--only", FAST, env=env)
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    row = next(line for line in lines if line.startswith("psycopg "))
+    assert row.rstrip().endswith("missing")
+    assert any("disabled by UA_AUTOTAG_DISABLED_INTEGRATIONS" in line for line in lines)
+    assert next(line for line in lines if line.startswith("databricks_sdk ")).rstrip().endswith(
+        " ok")
+    assert "FAILED: psycopg" in proc.stdout
+
+    data = json.loads(cli("verify", "--user-agent", UA, "--json", "--only", FAST,
+                          env=env).stdout)
+    psycopg = next(r for r in data["results"] if r["label"] == "psycopg")
+    assert psycopg["verdict"] == "missing" and psycopg["passed"] is False
+    assert psycopg["received"] != UA  # the server saw the connection, untagged
+    assert data["ok"] is False
+
+
+def test_verify_uses_the_environment_value(pg_dsn: str) -> None:
+    proc = cli("verify", "--only", "psycopg", env=clean_env(UA_AUTOTAG_USER_AGENT=UA))
+    assert proc.returncode == 0, proc.stdout
+    assert f"verifying {UA} (from env UA_AUTOTAG_USER_AGENT)" in proc.stdout
+
+
+def test_verify_without_a_value_uses_the_demo_value_and_says_so(pg_dsn: str) -> None:
+    proc = cli("verify", "--only", "psycopg")
+    assert proc.returncode == 0, proc.stdout
+    assert "demo value UaAutotagDemo_Verify/0.0" in proc.stdout
+    assert "UaAutotagDemo_Verify/0.0" in next(
+        line for line in proc.stdout.splitlines() if line.startswith("psycopg "))
+
+
+def test_verify_unreachable_postgres_is_a_clear_failure() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = cli("verify", "--user-agent", UA, "--json", "--only", "psycopg",
+               "--pg-dsn", f"host=127.0.0.1 port={port} user=postgres password=s3cret dbname=x")
+    assert proc.returncode == 1
+    row = _rows(proc)["psycopg"]
+    assert row["verdict"].startswith("skipped: no PostgreSQL reachable")
+    assert "s3cret" not in proc.stdout
+
+
+def test_verify_bad_value_is_a_one_line_error() -> None:
+    proc = cli("verify", "--user-agent", "not a value")
+    assert "whitespace" in one_line_error(proc)
+    assert proc.returncode == 2
+    assert "unknown integrations: nope" in one_line_error(cli("verify", "--only", "nope"))
+
+
+@pytest.mark.parametrize(
+    ("received", "expected"),
+    [
+        (f"unknown/0.0.0 databricks-sdk-py/0.1 {UA}", True),
+        (f"PyDatabricksSqlConnector/4.9.0 (sqlalchemy + {UA})", True),
+        (f"{UA} spark/4.2.0 os/linux", True),
+        (f"legacy {UA}", True),
+        (UA + "5", False),  # .../3.55 is another version
+        ("AcmePartner_DatEngProduct", False),
+        (None, False),
+        ("", False),
+    ],
+)
+def test_carries_matches_whole_tokens(received: str, expected: bool) -> None:
+    assert carries(received, UA) is expected
+
+
+def test_every_catalog_integration_has_a_row() -> None:
+    from ua_autotag.integrations import CATALOG
+
+    assert {r.integration for r in ROWS} == set(CATALOG)

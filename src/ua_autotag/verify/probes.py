@@ -308,7 +308,8 @@ def probe_pyodbc(job: Job) -> Result:
     import pyodbc
 
     conn = pyodbc.connect(
-        f"Driver={{{ODBC_DRIVER_NAME}}};Database={os.path.join(workdir, 'verify.db')}",
+        # short: unixODBC's trace cuts strings at 128 characters (cwd is ``workdir``)
+        f"Driver={{{ODBC_DRIVER_NAME}}};Database=v.db",
         autocommit=True,
     )
     conn.close()
@@ -317,10 +318,19 @@ def probe_pyodbc(job: Job) -> Result:
             text = handle.read()
     except FileNotFoundError:
         raise Skip("unixODBC wrote no trace (is ODBCSYSINI honoured?)") from None
-    entries = re.findall(r"UserAgentEntry=\{?([^;}\]\r\n]*)", text, flags=re.IGNORECASE)
-    received = entries[-1] if entries else None
-    if received is None and "Str In" not in text and "SQLDriverConnect" not in text:
+    # the connection string as SQLDriverConnect received it (output lines are cut short)
+    strings = re.findall(r"Str In = \[(.*)\]\[length = \d+", text)
+    if not strings:
         raise Skip("the unixODBC trace shows no SQLDriverConnect")
+    entries = re.findall(
+        r"UserAgentEntry=(\{(?:[^}]|\}\})*\}|[^;]*)", strings[-1], flags=re.IGNORECASE
+    )
+    received = entries[-1].strip("{}") if entries else None
+    if strings[-1].endswith("...") and received is not None and received.endswith("..."):
+        raise Skip(
+            "unixODBC's trace cuts the connection string at 128 characters: this "
+            "value is too long to read back"
+        )
     return {
         "received": received,
         "where": "UserAgentEntry in the connection string the "

@@ -115,11 +115,8 @@ def test_matrix_client_imported_before(
     sent = expected_sent(mode, USER_VALUES[kind])
     assert run_case(entry, source, kind) == server_view(sent, pg_version)
     made = connect_spans(spans, "psycopg")
-    if entry == "early_connect":
-        # bound before instrument(): tagged through _get_connection_params, but no
-        # connect-level wrapper runs, so no span (documented limitation)
-        assert made == []
-        return
+    # early_connect was bound before instrument(): no connect-level wrapper runs, the
+    # span comes from wait_conn (see the integration's docstring); still exactly one
     assert len(made) == 1, [s.name for s in made]
     (span,) = made
     assert span.attributes["user_agent.original"] == sent
@@ -269,6 +266,35 @@ def test_failed_connect_reraises_the_original_exception(pg_dsn: str, spans: Any)
     assert len(connect_spans(spans, "psycopg")) == 2
 
 
+def test_early_bound_connect_spans_each_attempt_and_not_cancels(
+    pg_dsn: str, spans: Any
+) -> None:
+    ua_autotag.instrument(UA)
+    multi = f"host={pg.HOST},{pg.HOST} port=1,{pg.PORT} user={pg.USER} dbname={pg.DBNAME}"
+    with early_connect(multi, application_name="mh") as conn:  # port 1 refused, then ok
+        assert read_sync(conn) == f"mh {UA}"
+        assert psycopg.capabilities.has_cancel_safe()  # so cancel_safe() uses wait_conn
+        conn.cancel_safe()  # goes through wait_conn too: no span
+    made = connect_spans(spans, "psycopg")
+    assert [s.status.status_code.name for s in made] == ["ERROR", "UNSET"]
+    assert all(s.attributes["user_agent.original"] == f"mh {UA}" for s in made)
+    spans.clear()
+    with psycopg.connect(multi, application_name="mh") as conn:  # wrapped: one span
+        assert read_sync(conn) == f"mh {UA}"
+    (span,) = connect_spans(spans, "psycopg")
+    assert span.status.status_code.name == "UNSET"
+
+    # a failed early-bound connect leaves nothing that a later connect would pick up
+    spans.clear()
+    with pytest.raises(psycopg.OperationalError):
+        early_connect(pg.DSN.replace(str(pg.PORT), "1"), connect_timeout=2)
+    with psycopg.connect(pg.DSN, application_name="later") as conn:
+        assert read_sync(conn) == f"later {UA}"
+    first, second = connect_spans(spans, "psycopg")
+    assert (first.attributes["server.port"], second.attributes["server.port"]) == (1, pg.PORT)
+    assert second.attributes["user_agent.original"] == f"later {UA}"
+
+
 def test_spans_off_still_tags(pg_dsn: str, spans: Any) -> None:
     ua_autotag.instrument(UA, spans=False)
     with psycopg.connect(pg.DSN) as conn:
@@ -287,6 +313,8 @@ def _originals() -> dict[str, Any]:
         "Connection._get_connection_params": vars(psycopg.Connection)["_get_connection_params"],
         "AsyncConnection._get_connection_params":
             vars(psycopg.AsyncConnection)["_get_connection_params"],
+        "waiting.wait_conn": vars(psycopg.waiting)["wait_conn"],
+        "waiting.wait_conn_async": vars(psycopg.waiting)["wait_conn_async"],
     }
 
 

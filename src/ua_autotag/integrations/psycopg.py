@@ -10,16 +10,23 @@ value is what libpq would send without us (keyword > conninfo/URI > ``PGAPPNAME`
 ``fallback_application_name``), merged per mode.
 
 Span: around ``Connection.connect``, ``AsyncConnection.connect`` and the module's
-``psycopg.connect``; the tagging step reports the target and the value into it.
+``psycopg.connect``; the tagging step reports the target and the value into it. A
+``connect`` bound before instrumentation runs none of those wrappers: the tagging step
+then leaves its target and value in a contextvar, and ``psycopg.waiting.wait_conn`` /
+``wait_conn_async`` (the network part of each connection attempt) open the span
+only while one is pending, so that path gets a span per attempt (one, unless
+multi-host) and cancellations, which also use ``wait_conn``, get none.
 Those methods are private API: if a future psycopg drops ``_get_connection_params``
 the connect-level wrappers rewrite the arguments instead (same merge, idempotent).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 from typing import Any, Dict, Optional, Tuple
 
+from .. import telemetry
 from ..carriers import libpq_application_name, merge_application_name
 from ..registry import Integration, Patch, Tag
 
@@ -50,9 +57,37 @@ def libpq_target(params: Dict[str, Any]) -> Tuple[Optional[str], Any]:
     return address, str(port).split(",")[0]
 
 
+#: (value, address, port) of a connect that no connect-level wrapper spans (early-bound)
+_UNSPANNED: contextvars.ContextVar[Optional[Tuple[str, Optional[str], Any]]] = (
+    contextvars.ContextVar("ua_autotag_psycopg_unspanned", default=None)
+)
+
+
 def _after_params(tag: Tag, instance: Any, args: Any, kwargs: Any, result: Any) -> Any:
     new = tag_params(tag, result)
-    return result if new is None else new
+    params = result if new is None else new
+    if telemetry.current() is None:
+        value = libpq_application_name(params, os.environ) or ""
+        _UNSPANNED.set((value, *libpq_target(params)))
+    else:  # spanned by the connect wrapper; drop what a failed early-bound call left
+        _UNSPANNED.set(None)
+    return params
+
+
+def _pending(instance: Any, args: Any, kwargs: Any) -> bool:
+    return _UNSPANNED.get() is not None
+
+
+def _note_pending(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Any:
+    pending = _UNSPANNED.get()
+    if pending is not None:
+        tag.note(*pending)
+    return args, kwargs
+
+
+def _attempt_done(tag: Tag, instance: Any, args: Any, kwargs: Any, result: Any) -> Any:
+    _UNSPANNED.set(None)  # connected: later wait_conn calls (cancel) are not connects
+    return result
 
 
 def _before_connect(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -92,5 +127,9 @@ INTEGRATION = Integration(
         _connect_patch("connect"),
         _connect_patch("Connection.connect"),
         _connect_patch("AsyncConnection.connect"),
+        Patch("psycopg.waiting", "wait_conn", before=_note_pending, after=_attempt_done,
+              span=_pending, optional=True),
+        Patch("psycopg.waiting", "wait_conn_async", before=_note_pending, after=_attempt_done,
+              span=_pending, optional=True),
     ),
 )

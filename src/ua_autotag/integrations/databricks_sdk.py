@@ -41,6 +41,7 @@ instrumentation already covers requests.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from typing import Any, Callable, Dict, Optional, Tuple
@@ -166,6 +167,7 @@ def _config_of(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
     return kwargs["cfg"] if "cfg" in kwargs else args[0]
 
 
+@functools.lru_cache(maxsize=64)
 def host_port(host: Optional[str]) -> Tuple[Optional[str], Optional[int]]:
     """(address, port) of an SDK host (``https://x.cloud.databricks.com``), no path."""
     if not host:

@@ -1,0 +1,200 @@
+"""pyodbc: ``UserAgentEntry=<value>`` for connections to Databricks, and only those.
+
+Patch point: ``pyodbc.connect`` (a C builtin, wrapped on the module; code that bound
+``from pyodbc import connect`` before ``instrument()`` keeps the original).
+
+A call is a Databricks connection when any of these holds (see :func:`is_databricks`):
+
+1. its ``Driver`` (name or library path) contains, ASCII case-insensitively, one of
+   ``databricks``, ``simba spark``, ``sparkodbc`` or an entry of
+   ``UA_AUTOTAG_ODBC_DRIVERS`` (comma list);
+2. its ``Host`` / ``Server`` is a Databricks host (:mod:`ua_autotag.hosts`: the cloud
+   zones, ``DATABRICKS_HOST``, ``UA_AUTOTAG_REST_HOSTS``);
+3. its ``DSN`` is listed in ``UA_AUTOTAG_ODBC_DSNS`` (comma list, case-insensitive), or
+   the driver manager says (``pyodbc.dataSources()``) that the DSN uses a driver
+   matching rule 1.
+
+The attributes are read from the connection string and from the keyword form
+(``pyodbc.connect(s, Server=..., **kw)``, which pyodbc appends as ``key=value;``;
+``user``/``password``/``host`` mean ``UID``/``PWD``/``Server``). Anything else is left
+untouched, byte for byte.
+
+Where the value goes: a caller's ``UserAgentEntry`` (string or keyword, any case) is
+merged in place per mode (:func:`ua_autotag.carriers.merge_odbc_attribute`: ODBC
+``{...}`` escaping, the caller's braces kept); otherwise ``UserAgentEntry=<value>``
+is appended to the connection string (or passed as a keyword when the caller gave
+keywords only). A ``UserAgentEntry`` set inside a DSN's ``odbc.ini`` section is not
+visible here: the connection-string attribute is added (and overrides it).
+
+One span per tagged connection (``db.system.name=databricks``), none for other targets.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from ..carriers import (
+    USER_AGENT_ENTRY,
+    OdbcAttribute,
+    merge_odbc_attribute,
+    merge_tokens,
+    odbc_attributes,
+    odbc_quote,
+)
+from ..hosts import rules_for
+from ..registry import Integration, Patch, Tag
+
+logger = logging.getLogger("ua_autotag")
+
+#: Driver name / path fragments of the Databricks and Simba Spark ODBC drivers.
+DRIVER_PATTERNS = ("databricks", "simba spark", "sparkodbc")
+ENV_DRIVERS = "UA_AUTOTAG_ODBC_DRIVERS"
+ENV_DSNS = "UA_AUTOTAG_ODBC_DSNS"
+
+# keywords pyodbc.connect consumes itself (not appended to the connection string)
+_SPECIAL = frozenset({"autocommit", "ansi", "timeout", "readonly", "attrs_before", "encoding"})
+_KEYWORD_ALIASES = {"user": "uid", "password": "pwd", "host": "server"}
+
+Args = Tuple[Any, ...]
+Kwargs = Dict[str, Any]
+
+
+class OdbcRules:
+    """Driver patterns and DSN names in force (computed once per settings object)."""
+
+    __slots__ = ("drivers", "dsns")
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        extra = [d.strip().lower() for d in environ.get(ENV_DRIVERS, "").split(",")]
+        self.drivers = DRIVER_PATTERNS + tuple(d for d in extra if d)
+        self.dsns = frozenset(
+            d.strip().lower() for d in environ.get(ENV_DSNS, "").split(",") if d.strip()
+        )
+
+    def driver_matches(self, driver: Optional[str]) -> bool:
+        if not driver:
+            return False
+        name = driver.lower()
+        return any(p in name for p in self.drivers)
+
+
+_RULES: Tuple[object, Optional[OdbcRules]] = (None, None)
+
+
+def rules(settings: object) -> OdbcRules:
+    global _RULES
+    cached_for, value = _RULES
+    if cached_for is not settings or value is None:
+        value = OdbcRules(os.environ)
+        _RULES = (settings, value)
+    return value
+
+
+def _dsn_driver(dsn: str) -> Optional[str]:
+    """The driver the driver manager lists for ``dsn`` (``pyodbc.dataSources()``)."""
+    import pyodbc
+
+    try:
+        sources = pyodbc.dataSources()
+    except Exception:  # no driver manager configuration: nothing to learn
+        return None
+    wanted = dsn.lower()
+    for name, driver in sources.items():
+        if name.lower() == wanted:
+            return str(driver)
+    return None
+
+
+def effective_attributes(args: Args, kwargs: Kwargs) -> Dict[str, str]:
+    """Lower-cased attribute -> value, as the driver manager will see them (first wins)."""
+    found: Dict[str, str] = {}
+    text = args[0] if args and isinstance(args[0], str) else ""
+    for attr in odbc_attributes(text):
+        found.setdefault(attr.key.lower(), attr.value)
+    for key, value in kwargs.items():
+        name = key.lower()
+        if name in _SPECIAL:
+            continue
+        found.setdefault(_KEYWORD_ALIASES.get(name, name), str(value))
+    return found
+
+
+def is_databricks(settings: object, args: Args, kwargs: Kwargs) -> bool:
+    """Whether this ``pyodbc.connect`` call targets Databricks (module docstring rules)."""
+    attrs = effective_attributes(args, kwargs)
+    odbc = rules(settings)
+    if odbc.driver_matches(attrs.get("driver")):
+        return True
+    host = attrs.get("host") or attrs.get("server")
+    if host and rules_for(settings).match_url(host.strip()):
+        return True
+    dsn = attrs.get("dsn")
+    if dsn and "driver" not in attrs:
+        return dsn.strip().lower() in odbc.dsns or odbc.driver_matches(_dsn_driver(dsn.strip()))
+    return False
+
+
+def _tag_connect(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Args, Kwargs]:
+    if args and not isinstance(args[0], str):
+        return args, kwargs
+    if not is_databricks(tag.settings, args, kwargs):
+        return args, kwargs
+    text: str = args[0] if args else ""
+    in_text = any(a.key.lower() == "useragententry" for a in odbc_attributes(text))
+    keyword = next((k for k in kwargs if k.lower() == "useragententry"), None)
+    new_kwargs = kwargs
+    if keyword is not None:
+        value = kwargs[keyword]
+        existing = value.strip() if isinstance(value, str) else None
+        merged = merge_tokens(existing or None, tag.value, tag.mode)
+        if merged != existing:
+            new_kwargs = {**kwargs, keyword: odbc_quote(merged)}
+    if in_text or (keyword is None and args):
+        text = merge_odbc_attribute(text, USER_AGENT_ENTRY, tag.value, tag.mode)
+    elif keyword is None:  # keywords only: add ours the same way
+        new_kwargs = {**kwargs, USER_AGENT_ENTRY: tag.value}
+    sent = _sent_value(text, new_kwargs)
+    tag.note(sent)
+    new_args = (text, *args[1:]) if args else args
+    return new_args, new_kwargs
+
+
+def _sent_value(text: str, kwargs: Kwargs) -> Optional[str]:
+    attr: Optional[OdbcAttribute] = next(
+        (a for a in odbc_attributes(text) if a.key.lower() == "useragententry"), None
+    )
+    if attr is not None:
+        return attr.value
+    for key, value in kwargs.items():
+        if key.lower() == "useragententry":
+            return str(value)
+    return None
+
+
+def _span_wanted(instance: Any, args: Args, kwargs: Kwargs) -> bool:
+    from .. import config
+
+    settings = config._ACTIVE
+    return settings is not None and is_databricks(settings, args, kwargs)
+
+
+def _target(instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Optional[str], Any]:
+    attrs = effective_attributes(args, kwargs)
+    host = attrs.get("host") or attrs.get("server")
+    port = attrs.get("port")
+    if host and ":" in host and port is None and host.count(":") == 1:
+        host, port = host.split(":", 1)
+    return (host.strip() if host else None), port
+
+
+INTEGRATION = Integration(
+    name="pyodbc",
+    distributions=("pyodbc",),
+    supported=">=4.0.30,<6",
+    system="databricks",
+    patches=(
+        Patch("pyodbc", "connect", before=_tag_connect, span=_span_wanted, target=_target),
+    ),
+)

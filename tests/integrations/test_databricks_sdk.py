@@ -186,9 +186,15 @@ def test_modes_with_the_apps_own_extra(
 
 def test_all_integrations_on_still_tag_once(peer: HeaderRecorder) -> None:
     """With every integration enabled (REST ones included), the SDK's request is tagged once."""
+    import requests
+
     ua_autotag.instrument(UA, rest_hosts=["127.0.0.1"])
     w = workspace(peer)
     assert me(peer, w).split().count(UA) == 1
+    # the REST layer is live for this host: a plain requests call to it is tagged
+    requests.get(peer.url + "/plain", timeout=10)
+    (plain,) = peer.user_agents("/plain")
+    assert plain.startswith("python-requests/") and plain.endswith(f" {UA}")
 
 
 def test_one_span_per_client_and_no_secret(peer: HeaderRecorder, spans: Any) -> None:

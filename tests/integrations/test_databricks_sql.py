@@ -287,3 +287,27 @@ def test_connector_imported_after_instrument_in_a_fresh_interpreter(peer: Header
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == "patched"
     assert session_agent(peer) == header(f"Late/1 {UA}")
+
+
+def test_all_integrations_on_still_tag_once(peer: HeaderRecorder, telemetry_flush: Any) -> None:
+    """With the REST integrations on for this host too, every request carries our value once."""
+    import time
+
+    from databricks.sql import connect
+
+    ua_autotag.instrument(UA, rest_hosts=["127.0.0.1"])
+    attempt(connect, thrift(peer, enable_telemetry=True, user_agent_entry="MyApp/1.0"))
+    attempt(connect, sea(peer))
+    telemetry_flush()
+    deadline = time.monotonic() + 10
+    while not peer.user_agents("/telemetry-unauth") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert peer.user_agents("/x") == [header(f"MyApp/1.0 {UA}")]
+    assert peer.user_agents("/telemetry-unauth") == [header(f"MyApp/1.0 {UA}")]
+    assert peer.user_agents(SEA_PATH) == [header(UA)]
+    # the REST layer is live for this host: a plain urllib3 call to it is tagged
+    import urllib3
+
+    urllib3.PoolManager().request("GET", peer.url + "/plain")
+    (plain,) = peer.user_agents("/plain")
+    assert plain.startswith("python-urllib3/") and plain.endswith(f" {UA}")

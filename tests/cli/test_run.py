@@ -278,3 +278,27 @@ def test_importing_the_cli_is_cheap() -> None:
     proc = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True,
                           text=True, timeout=60)
     assert proc.stdout.strip() == "[]"
+
+
+def test_run_python_dash_m(tmp_path: Path) -> None:
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "__main__.py").write_text(
+        "import sys, ua_autotag\nprint(ua_autotag.is_instrumented(), sys.argv[1:])\n"
+    )
+    proc = cli("run", "--user-agent", UA, sys.executable, "-m", "mypkg", "--flag", "x",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True ['--flag', 'x']"
+
+
+def test_disable_all_exports_no_env_carriers() -> None:
+    code = (
+        "import os; "
+        "print(os.environ.get('PGAPPNAME'), os.environ.get('SPARK_CONNECT_USER_AGENT'))"
+    )
+    proc = cli("run", "--user-agent", UA, "--disable", "all", sys.executable, "-c", code)
+    assert proc.stdout.strip() == "None None"
+    proc = cli("run", "--user-agent", UA, "--disable", "psycopg", sys.executable, "-c", code)
+    assert proc.stdout.strip() == f"None {UA}"  # PGAPPNAME would tag psycopg behind its back

@@ -168,7 +168,9 @@ def _pg_try(job: Job, connect: Callable[[str], Optional[str]]) -> Result:
         try:
             received = connect(dsn)
         except Exception as exc:
-            errors.append(f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}")
+            from ua_autotag.telemetry import scrub
+
+            errors.append(scrub(f"{type(exc).__name__}: {' '.join(str(exc).split())}")[:160])
             continue
         return {
             "received": received,

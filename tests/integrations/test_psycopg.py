@@ -217,6 +217,24 @@ def test_scoped_override_per_asyncio_task(pg_dsn: str) -> None:
     assert asyncio.run(main()) == ["Isv1_P/1", UA, "Isv2_P/2"]
 
 
+def test_scope_reaches_an_async_pool_opened_inside_it(pg_dsn: str) -> None:
+    """Pool workers are tasks created at open(): they carry the scope of that moment.
+
+    (psycopg_pool's *sync* pool connects from worker threads, which start with an empty
+    context: those connections carry the process-wide value; see the README.)
+    """
+    ua_autotag.instrument(UA)
+
+    async def run() -> str:
+        with ua_autotag.user_agent(OTHER):
+            async with psycopg_pool.AsyncConnectionPool(
+                pg.DSN, min_size=1, max_size=1, open=False
+            ) as pool, pool.connection() as conn:
+                return await read_async(conn)
+
+    assert asyncio.run(run()) == OTHER
+
+
 # ------------------------------------------------------------- failures and secrets
 
 

@@ -23,6 +23,8 @@ from psycopg.conninfo import make_conninfo
 import ua_autotag
 from tests import pg
 from tests.integrations.pgmatrix import (
+    LONG,
+    LONG_APPENDED,
     MODES,
     OTHER,
     SECRET,
@@ -177,6 +179,17 @@ def test_pgappname_is_the_callers_value_for_keep_and_replace(
     ua_autotag.instrument(UA, mode=mode)
     with pgappname_env("envapp"), psycopg.connect(pg.DSN) as conn:
         assert read_sync(conn) == expected
+
+
+def test_long_value_is_cut_on_our_side_with_a_debug_log(
+    pg_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ua_autotag.instrument(UA)
+    with caplog.at_level(logging.DEBUG, logger="ua_autotag"), psycopg.connect(
+        pg.DSN, application_name=LONG
+    ) as conn:
+        assert read_sync(conn) == LONG_APPENDED
+    assert "application_name cut to fit 63 bytes" in caplog.text
 
 
 def test_uninstrumented_passes_through(pg_dsn: str) -> None:

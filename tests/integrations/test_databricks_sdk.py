@@ -361,3 +361,28 @@ def test_grpc_transport_channel_user_agent(peer: HeaderRecorder, grpc_peer: Any)
     assert tagged.startswith(f"{sdk_part} {UA} grpc-python/")
     assert retargeted.startswith(f"{sdk_part} {OTHER} grpc-python/")
     assert tagged.split().count(UA) == 1 and UA not in retargeted
+
+
+def test_unexpected_sdk_shape_fails_closed(peer: HeaderRecorder, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    """A future SDK whose Config.user_agent is no property: status 'failed', SDK untouched."""
+    from databricks.sdk._base_client import _BaseClient
+    from databricks.sdk.config import Config
+    from databricks.sdk.core import ApiClient
+
+    init = ApiClient.__dict__["__init__"]
+    monkeypatch.setattr(Config, "user_agent", "static-agent/1.0")
+    ua_autotag.instrument(UA, integrations=SDK)
+    row = ua_autotag.status()["databricks_sdk"]
+    assert row.state == "failed" and "user_agent" in (row.reason or "")
+    assert ApiClient.__dict__["__init__"] is init  # the span patch was rolled back
+    assert "_user_agent_base" not in vars(_BaseClient)
+    assert UA not in me(peer, workspace(peer))
+
+
+def test_status_shows_the_supported_range() -> None:
+    import databricks.sdk  # noqa: F401
+
+    ua_autotag.instrument(UA, integrations=SDK)
+    row = ua_autotag.status()["databricks_sdk"]
+    assert (row.state, row.version, row.supported) == ("patched", sdk_version(), ">=0.30,<1")

@@ -311,3 +311,11 @@ def test_all_integrations_on_still_tag_once(peer: HeaderRecorder, telemetry_flus
     urllib3.PoolManager().request("GET", peer.url + "/plain")
     (plain,) = peer.user_agents("/plain")
     assert plain.startswith("python-urllib3/") and plain.endswith(f" {UA}")
+
+
+def test_status_shows_the_supported_range() -> None:
+    import databricks.sql  # noqa: F401
+
+    ua_autotag.instrument(UA, integrations=SQL)
+    row = ua_autotag.status()["databricks_sql"]
+    assert (row.state, row.version, row.supported) == ("patched", version(), ">=4.0,<5")

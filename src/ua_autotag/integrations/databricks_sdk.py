@@ -194,7 +194,9 @@ def _note_client(tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[st
 INTEGRATION = Integration(
     name="databricks_sdk",
     distributions=("databricks-sdk",),
-    # _BaseClient (with _user_agent_base) exists since 0.30; verified on 0.162.
+    # _BaseClient (with _user_agent_base) since about 0.30; verified on 0.162 only. If
+    # _BaseClient or the Config.user_agent property is missing, setup fails and the
+    # integration reports "failed" with the client untouched.
     supported=">=0.30,<1",
     system="databricks",
     patches=(

@@ -103,8 +103,9 @@ def target(instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Optional[str], An
 INTEGRATION = Integration(
     name="databricks_sql",
     distributions=("databricks-sql-connector",),
-    # user_agent_entry (and build_client_context's copy of it) since 3.0; verified on 4.9.
-    supported=">=3.0,<5",
+    # user_agent_entry read first (``_user_agent_entry`` deprecated) throughout 4.x;
+    # verified on 4.9 only.
+    supported=">=4.0,<5",
     system="databricks",
     patches=(
         Patch("databricks.sql.client", "Connection.__init__", before=_tag_entry,

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 UA = "AcmePartner_Etl/3.5"  # short: the trace shows at most 128 characters
 MINE = "MyApp/2.0"
@@ -279,3 +281,35 @@ def test_uninstrument_restores_connect() -> None:
     assert pyodbc.connect is not original
     ua_autotag.uninstrument()
     assert pyodbc.connect is original
+
+
+# ------------------------------------------------------- the merge rule, all inputs
+
+_VALUES = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=20)
+_KEYS = st.sampled_from(["Driver", "Host", "PWD", "UID", "Database", "UserAgentEntry",
+                         "useragententry"])
+
+
+@given(pairs=st.lists(st.tuples(_KEYS, _VALUES), max_size=6),
+       mode=st.sampled_from(["append", "replace", "keep"]))
+def test_odbc_merge_keeps_every_other_attribute_and_ours_once(
+    pairs: List[Tuple[str, str]], mode: str
+) -> None:
+    from ua_autotag.carriers import merge_odbc_attribute, odbc_attributes, odbc_quote
+
+    text = ";".join(f"{k}={odbc_quote(v)}" for k, v in pairs)
+    merged = merge_odbc_attribute(text, "UserAgentEntry", UA, mode)
+    before = odbc_attributes(text)
+    after = odbc_attributes(merged)
+    others = [(a.key, a.value) for a in before if a.key.lower() != "useragententry"]
+    assert [(a.key, a.value) for a in after if a.key.lower() != "useragententry"] == others
+    entries = [a.value for a in after if a.key.lower() == "useragententry"]
+    callers = [a.value.strip() for a in before if a.key.lower() == "useragententry"]
+    assert entries, "an entry is always there"
+    for value, caller in zip(entries, callers or [""]):
+        if mode == "keep" and caller:
+            assert value.strip() == caller  # an explicit value is left alone
+        else:
+            assert value.split().count(UA) == 1  # ours, exactly once
+            if mode == "append" and caller and UA not in caller.split():
+                assert value == f"{caller} {UA}"

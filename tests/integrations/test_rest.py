@@ -358,3 +358,67 @@ def test_clients_imported_after_instrument(http_peer: HeaderRecorder) -> None:
         f"{DEFAULTS['requests']} {UA}", f"{DEFAULTS['httpx']} {UA}",
         f"{DEFAULTS['httpx']} {UA}", f"{DEFAULTS['urllib3']} {UA}",
     ]
+
+
+# ------------------------------------------------------------------- the host rule
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("dbc-a1b2c3d4-e5f6.cloud.databricks.com", True),
+        ("accounts.cloud.databricks.com", True),
+        ("DBC-X.Cloud.Databricks.COM.", True),
+        ("dbc-x.cloud.databricks.us", True),
+        ("adb-1234567890123456.7.azuredatabricks.net", True),
+        ("adb-1.2.databricks.azure.us", True),
+        ("adb-1.2.databricks.azure.cn", True),
+        ("1234567890123456.7.gcp.databricks.com", True),
+        ("accounts.gcp.databricks.com", True),
+        ("cloud.databricks.com", False),  # the zone itself is no workspace
+        ("www.databricks.com", False),
+        ("docs.databricks.com", False),
+        ("community.cloud.databricks.com.evil.example", False),
+        ("evilcloud.databricks.com", False),
+        ("notazuredatabricks.net", False),
+        ("localhost", False),
+        ("127.0.0.1", False),
+        ("", False),
+    ],
+)
+def test_builtin_zones(host: str, expected: bool) -> None:
+    from ua_autotag.hosts import HostRules
+
+    assert HostRules().match(host) is expected
+
+
+def test_listed_hosts_and_databricks_host_forms() -> None:
+    from ua_autotag.hosts import HostRules, host_of
+
+    rules = HostRules.build(
+        ["127.0.0.1", "https://Proxy.Corp.example:8443/path", "*.lake.example", ".uc.example",
+         "[::1]", " "],
+        databricks_host="https://my-ws.privatelink.example:443/",
+    )
+    assert rules.match("127.0.0.1") and rules.match("proxy.corp.example")
+    assert rules.match("a.lake.example") and rules.match("a.b.uc.example")
+    assert not rules.match("lake.example") and not rules.match("uc.example")
+    assert rules.match("::1") and rules.match("[::1]")
+    assert rules.match("my-ws.privatelink.example")
+    assert not rules.match("other.privatelink.example")
+    assert rules.match_url("http://127.0.0.1:8080/api/2.0/x?y=1")
+    assert not rules.match_url("http://localhost:8080/api")
+    assert host_of("https://user:pw@H.example:1/x") == "h.example"
+    assert host_of("[fe80::1]:8080") == "fe80::1"
+
+
+def test_rules_are_computed_once_per_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ua_autotag import hosts
+
+    monkeypatch.setenv("DATABRICKS_HOST", "ws.example")
+    settings = ua_autotag.instrument(UA, integrations=INTEGRATIONS)
+    first = hosts.rules_for(settings)
+    monkeypatch.setenv("DATABRICKS_HOST", "other.example")
+    assert hosts.rules_for(settings) is first and first.match("ws.example")
+    again = ua_autotag.instrument(UA, integrations=INTEGRATIONS)
+    assert hosts.rules_for(again).match("other.example")

@@ -319,3 +319,129 @@ def test_status_shows_the_supported_range() -> None:
     ua_autotag.instrument(UA, integrations=SQL)
     row = ua_autotag.status()["databricks_sql"]
     assert (row.state, row.version, row.supported) == ("patched", version(), ">=4.0,<5")
+
+
+# ------------------------------------------------- a workspace that opens sessions
+
+
+class ThriftWorkspace:
+    """A local HTTP server speaking the connector's real Thrift protocol.
+
+    Answers ``OpenSession`` / ``CloseSession`` through the connector's own generated
+    ``TCLIService.Processor`` (so the connect *succeeds*), the feature-flag GET with
+    an empty flag set and anything else (telemetry) with ``{}``; records
+    ``(method, path, User-Agent)`` of every request.
+    """
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from databricks.sql.thrift_api.TCLIService import TCLIService, ttypes
+        from thrift.protocol import TBinaryProtocol
+        from thrift.transport import TTransport
+
+        ok = ttypes.TStatus(statusCode=ttypes.TStatusCode.SUCCESS_STATUS)
+
+        class Service:
+            def OpenSession(self, req: Any) -> Any:
+                return ttypes.TOpenSessionResp(
+                    status=ok,
+                    serverProtocolVersion=ttypes.TProtocolVersion.SPARK_CLI_SERVICE_PROTOCOL_V7,
+                    sessionHandle=ttypes.TSessionHandle(sessionId=ttypes.THandleIdentifier(
+                        guid=b"\x01" * 16, secret=b"\x02" * 16)),
+                    canUseMultipleCatalogs=True,
+                )
+
+            def CloseSession(self, req: Any) -> Any:
+                return ttypes.TCloseSessionResp(status=ok)
+
+        processor = TCLIService.Processor(Service())
+        self.seen: list = []
+        workspace = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                workspace.seen.append(
+                    (self.command, self.path.split("?")[0], self.headers.get("User-Agent")))
+                if self.headers.get("Content-Type", "").startswith("application/x-thrift"):
+                    out = TTransport.TMemoryBuffer()
+                    processor.process(
+                        TBinaryProtocol.TBinaryProtocol(TTransport.TMemoryBuffer(body)),
+                        TBinaryProtocol.TBinaryProtocol(out))
+                    payload, kind = out.getvalue(), "application/x-thrift"
+                else:
+                    answer = {"flags": [], "ttl_seconds": 900} if "feature-flags" in self.path \
+                        else {}
+                    payload, kind = json.dumps(answer).encode(), "application/json"
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def agents(self, path_part: str) -> list:
+        return [agent for _, path, agent in self.seen if path_part in path]
+
+
+@pytest.fixture
+def workspace() -> Iterator[ThriftWorkspace]:
+    from databricks.sql.telemetry.telemetry_client import TelemetryClientFactory
+
+    ws = ThriftWorkspace()
+    yield ws
+    TelemetryClientFactory.close(ws.url)
+    ws.server.shutdown()
+    ws.server.server_close()
+
+
+def open_connection(ws: ThriftWorkspace, **extra: Any) -> Any:
+    from databricks.sql import connect
+
+    return connect(server_hostname=ws.url, http_path="/x", access_token=TOKEN,
+                   _connection_uri=ws.url + "/x", _retry_stop_after_attempts_count=1, **extra)
+
+
+def test_open_session_and_feature_flag_requests(workspace: ThriftWorkspace, spans: Any) -> None:
+    ua_autotag.instrument(UA, integrations=SQL)
+    connection = open_connection(workspace, user_agent_entry="MyApp/1.0")
+    assert connection.open
+    connection.close()
+    expected = header(f"MyApp/1.0 {UA}")
+    assert workspace.agents("/x") == [expected, expected]  # OpenSession, CloseSession
+    assert workspace.agents("/feature-flags/") == [expected]
+    (span,) = [s for s in spans.get_finished_spans()
+               if s.attributes.get("ua_autotag.integration") == "databricks_sql"]
+    assert span.status.status_code.name == "UNSET"  # a successful connect
+    assert span.attributes["user_agent.original"] == expected  # read back from the session
+
+
+def test_forced_telemetry_request(workspace: ThriftWorkspace) -> None:
+    from databricks.sql.telemetry.telemetry_client import TelemetryClientFactory
+
+    ua_autotag.instrument(UA, integrations=SQL)
+    connection = open_connection(workspace, _user_agent_entry="Legacy/0.9",
+                                 force_enable_telemetry=True)
+    connection.close()
+    TelemetryClientFactory.close(workspace.url)
+    import time
+
+    deadline = time.monotonic() + 10
+    while not workspace.agents("/telemetry") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    expected = header(f"Legacy/0.9 {UA}")
+    assert workspace.agents("/telemetry") == [expected]
+    assert set(workspace.agents("/x")) == {expected}

@@ -34,9 +34,21 @@ def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     script.write_text(SCRIPT)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("UA_AUTOTAG_", "OTEL_"))}
     return subprocess.run(
-        [_launcher(), "--traces_exporter", "console", "--metrics_exporter", "none",
-         "--logs_exporter", "none", sys.executable, str(script)],
-        env={**base, "PGAPPNAME": "", **env}, capture_output=True, text=True, timeout=120,
+        [
+            _launcher(),
+            "--traces_exporter",
+            "console",
+            "--metrics_exporter",
+            "none",
+            "--logs_exporter",
+            "none",
+            sys.executable,
+            str(script),
+        ],
+        env={**base, "PGAPPNAME": "", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
         cwd=tmp_path,
     )
 
@@ -59,8 +71,11 @@ def test_entry_point_tags_and_exports_a_span(tmp_path: Path, pg_dsn: str) -> Non
     result = _run(tmp_path, UA_AUTOTAG_USER_AGENT=UA)
     assert result.returncode == 0, result.stderr
     assert f"APPNAME={UA}" in result.stdout
-    ours = [s for s in _spans(result.stdout)
-            if s.get("attributes", {}).get("ua_autotag.integration") == "psycopg"]
+    ours = [
+        s
+        for s in _spans(result.stdout)
+        if s.get("attributes", {}).get("ua_autotag.integration") == "psycopg"
+    ]
     assert len(ours) == 1, result.stdout
     assert ours[0]["kind"] == "SpanKind.CLIENT"
     assert ours[0]["attributes"]["user_agent.original"] == UA
@@ -68,8 +83,9 @@ def test_entry_point_tags_and_exports_a_span(tmp_path: Path, pg_dsn: str) -> Non
 
 
 def test_otel_disabled_instrumentations_switches_it_off(tmp_path: Path, pg_dsn: str) -> None:
-    result = _run(tmp_path, UA_AUTOTAG_USER_AGENT=UA,
-                  OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="ua_autotag")
+    result = _run(
+        tmp_path, UA_AUTOTAG_USER_AGENT=UA, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="ua_autotag"
+    )
     assert result.returncode == 0, result.stderr
     assert "APPNAME=" in result.stdout and UA not in result.stdout
 

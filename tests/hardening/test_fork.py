@@ -56,7 +56,8 @@ SCRIPT = textwrap.dedent(
 
     import ua_autotag
 
-    ua_autotag.instrument("AcmePartner_DatEngProduct/3.5", spans=False)  # top level: re-run by spawn
+    # at top level: a spawned worker re-runs it when it re-imports this module
+    ua_autotag.instrument("AcmePartner_DatEngProduct/3.5", spans=False)
 
     DSN = {dsn!r}
     SQL = {sql!r}

@@ -299,8 +299,9 @@ class _WrappedProperty(property):
 
 
 def _wrap_property(module: str, path: str, wrapper: Callable[..., Any]) -> _WrappedProperty:
-    parent, attribute, original = wrapt.resolve_path(module, path)
-    fget = original.fget
+    parent, attribute, found = wrapt.resolve_path(module, path)
+    original: Any = found  # a property (wrapt types it as a callable)
+    fget: Any = original.fget
 
     def getter(obj: Any) -> Any:
         return wrapper(fget.__get__(obj, type(obj)), obj, (), {})

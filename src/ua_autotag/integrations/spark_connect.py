@@ -90,7 +90,7 @@ def _tag_user_agent(tag: Tag, builder: Any, args: Any, kwargs: Any, result: str)
     ours = ua.render(CARRIER)
     user = caller_part(builder)
     if result.startswith(user + " "):
-        rest = result[len(user):]
+        rest = result[len(user) :]
     else:  # a subclass with its own layout: treat the whole value as the caller's
         user, rest = result, ""
     merged = merge_user_part(user, ours, tag.mode)
@@ -144,7 +144,6 @@ INTEGRATION = Integration(
     system="spark",
     patches=(
         Patch(_CORE, "ChannelBuilder.userAgent", after=_tag_user_agent),
-        Patch(_CORE, "SparkConnectClient.__init__", after=_on_session, span=True,
-              target=_target),
+        Patch(_CORE, "SparkConnectClient.__init__", after=_on_session, span=True, target=_target),
     ),
 )

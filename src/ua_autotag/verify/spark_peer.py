@@ -72,7 +72,9 @@ class SparkConnectPeer:
 
         servicer = _make_servicer(self, base_pb2_grpc.SparkConnectServiceServicer)
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        base_pb2_grpc.add_SparkConnectServiceServicer_to_server(servicer, server)
+        base_pb2_grpc.add_SparkConnectServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            servicer, server
+        )
         self._port = server.add_insecure_port(f"127.0.0.1:{self._requested_port}")
         server.start()
         self._server = server
@@ -115,8 +117,9 @@ class SparkConnectPeer:
 
     # -- recording (called from the servicer) ---------------------------------------------
     def _record(self, method: str, request: Any, context: Any) -> None:
-        metadata = {k.lower(): v for k, v in (context.invocation_metadata() or ())
-                    if isinstance(v, str)}
+        metadata = {
+            k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
+        }
         call = RecordedCall(
             method,
             getattr(request, "client_type", ""),
@@ -130,7 +133,7 @@ class SparkConnectPeer:
 
 def _make_servicer(peer: SparkConnectPeer, base: type) -> Any:
     """A ``SparkConnectServiceServicer`` subclass answering for ``peer``."""
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped]
     from pyspark.sql.connect.proto import base_pb2 as pb2
     from pyspark.sql.connect.proto import types_pb2
 
@@ -138,7 +141,8 @@ def _make_servicer(peer: SparkConnectPeer, base: type) -> Any:
 
     def long_schema() -> Any:
         field = types_pb2.DataType.StructField(
-            name="id", data_type=types_pb2.DataType(long=types_pb2.DataType.Long()),
+            name="id",
+            data_type=types_pb2.DataType(long=types_pb2.DataType.Long()),
             nullable=False,
         )
         return types_pb2.DataType(struct=types_pb2.DataType.Struct(fields=[field]))
@@ -164,28 +168,41 @@ def _make_servicer(peer: SparkConnectPeer, base: type) -> Any:
                     for key in op.unset.keys:
                         peer.conf.pop(key, None)
                 elif kind == "get":
-                    pairs = [pb2.KeyValue(key=k, value=peer.conf[k])
-                             if k in peer.conf else pb2.KeyValue(key=k)
-                             for k in op.get.keys]
+                    pairs = [
+                        pb2.KeyValue(key=k, value=peer.conf[k])
+                        if k in peer.conf
+                        else pb2.KeyValue(key=k)
+                        for k in op.get.keys
+                    ]
                 elif kind == "get_with_default":
-                    pairs = [pb2.KeyValue(key=p.key, value=peer.conf.get(p.key, p.value))
-                             for p in op.get_with_default.pairs]
+                    pairs = [
+                        pb2.KeyValue(key=p.key, value=peer.conf.get(p.key, p.value))
+                        for p in op.get_with_default.pairs
+                    ]
                 elif kind == "get_option":
-                    pairs = [pb2.KeyValue(key=k, value=peer.conf[k])
-                             if k in peer.conf else pb2.KeyValue(key=k)
-                             for k in op.get_option.keys]
+                    pairs = [
+                        pb2.KeyValue(key=k, value=peer.conf[k])
+                        if k in peer.conf
+                        else pb2.KeyValue(key=k)
+                        for k in op.get_option.keys
+                    ]
                 elif kind == "get_all":
-                    pairs = [pb2.KeyValue(key=k, value=v) for k, v in peer.conf.items()
-                             if k.startswith(op.get_all.prefix)]
+                    pairs = [
+                        pb2.KeyValue(key=k, value=v)
+                        for k, v in peer.conf.items()
+                        if k.startswith(op.get_all.prefix)
+                    ]
                 elif kind == "is_modifiable":
                     pairs = [pb2.KeyValue(key=k, value="true") for k in op.is_modifiable.keys]
-            return pb2.ConfigResponse(session_id=request.session_id,
-                                      server_side_session_id=server_side, pairs=pairs)
+            return pb2.ConfigResponse(
+                session_id=request.session_id, server_side_session_id=server_side, pairs=pairs
+            )
 
         def AnalyzePlan(self, request: Any, context: Any) -> Any:
             peer._record("AnalyzePlan", request, context)
-            response = pb2.AnalyzePlanResponse(session_id=request.session_id,
-                                               server_side_session_id=server_side)
+            response = pb2.AnalyzePlanResponse(
+                session_id=request.session_id, server_side_session_id=server_side
+            )
             kind = request.WhichOneof("analyze")
             if kind == "spark_version":
                 response.spark_version.version = peer.SPARK_VERSION
@@ -203,43 +220,58 @@ def _make_servicer(peer: SparkConnectPeer, base: type) -> Any:
 
             def response(**fields: Any) -> Any:
                 return pb2.ExecutePlanResponse(
-                    session_id=request.session_id, server_side_session_id=server_side,
-                    operation_id=operation_id, response_id=str(uuid.uuid4()), **fields)
+                    session_id=request.session_id,
+                    server_side_session_id=server_side,
+                    operation_id=operation_id,
+                    response_id=str(uuid.uuid4()),
+                    **fields,
+                )
 
             rows = _range_of(request.plan)
             if rows is not None:
                 yield response(schema=long_schema())
                 values = list(rows)
-                yield response(arrow_batch=pb2.ExecutePlanResponse.ArrowBatch(
-                    row_count=len(values), data=arrow_batch(values)))
+                yield response(
+                    arrow_batch=pb2.ExecutePlanResponse.ArrowBatch(
+                        row_count=len(values), data=arrow_batch(values)
+                    )
+                )
             yield response(result_complete=pb2.ExecutePlanResponse.ResultComplete())
 
         def ReattachExecute(self, request: Any, context: Any) -> Iterator[Any]:
             peer._record("ReattachExecute", request, context)
             yield pb2.ExecutePlanResponse(
-                session_id=request.session_id, server_side_session_id=server_side,
-                operation_id=request.operation_id, response_id=str(uuid.uuid4()),
-                result_complete=pb2.ExecutePlanResponse.ResultComplete())
+                session_id=request.session_id,
+                server_side_session_id=server_side,
+                operation_id=request.operation_id,
+                response_id=str(uuid.uuid4()),
+                result_complete=pb2.ExecutePlanResponse.ResultComplete(),
+            )
 
         def ReleaseExecute(self, request: Any, context: Any) -> Any:
             peer._record("ReleaseExecute", request, context)
-            return pb2.ReleaseExecuteResponse(session_id=request.session_id,
-                                              server_side_session_id=server_side,
-                                              operation_id=request.operation_id)
+            return pb2.ReleaseExecuteResponse(
+                session_id=request.session_id,
+                server_side_session_id=server_side,
+                operation_id=request.operation_id,
+            )
 
         def ReleaseSession(self, request: Any, context: Any) -> Any:
             peer._record("ReleaseSession", request, context)
-            return pb2.ReleaseSessionResponse(session_id=request.session_id,
-                                              server_side_session_id=server_side)
+            return pb2.ReleaseSessionResponse(
+                session_id=request.session_id, server_side_session_id=server_side
+            )
 
         def Interrupt(self, request: Any, context: Any) -> Any:
             peer._record("Interrupt", request, context)
-            return pb2.InterruptResponse(session_id=request.session_id,
-                                         server_side_session_id=server_side)
+            return pb2.InterruptResponse(
+                session_id=request.session_id, server_side_session_id=server_side
+            )
 
         def FetchErrorDetails(self, request: Any, context: Any) -> Any:
             peer._record("FetchErrorDetails", request, context)
-            return pb2.FetchErrorDetailsResponse(session_id=request.session_id,
-                                                 server_side_session_id=server_side)
+            return pb2.FetchErrorDetailsResponse(
+                session_id=request.session_id, server_side_session_id=server_side
+            )
 
     return Servicer()

@@ -654,9 +654,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--timeout",
         type=float,
-        default=60.0,
+        default=120.0,
         metavar="SECONDS",
-        help="per-probe timeout (default 60)",
+        help="per-probe timeout (default 120)",
     )
     verify.set_defaults(func=_cmd_verify)
 

@@ -28,7 +28,6 @@ def test_verify_all_installed_integrations_pass(pg_dsn: str) -> None:
     for row in data["results"]:
         if row["verdict"] == "ok":
             assert carries(row["received"], UA), row
-    assert data["seconds"] < 60
 
 
 def test_verify_ok_rows_show_what_the_peer_received(pg_dsn: str) -> None:

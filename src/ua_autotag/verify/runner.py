@@ -248,7 +248,7 @@ def verify(
     *,
     pg_dsns: Optional[List[str]] = None,
     only: Optional[Sequence[str]] = None,
-    timeout: float = 60.0,
+    timeout: float = 120.0,
     environ: Optional[Dict[str, str]] = None,
     workers: Optional[int] = None,
 ) -> List[Verdict]:
@@ -300,7 +300,7 @@ def verify(
         verdict.seconds = round(time.monotonic() - start, 2)
         return verdict
 
-    n = workers or max(2, min(4, (os.cpu_count() or 2) * 2))
+    n = workers or max(2, min(4, os.cpu_count() or 2))  # probes are CPU-bound imports
     with ThreadPoolExecutor(max_workers=n) as pool:
         for (row, _, _), verdict in zip(todo, pool.map(one, todo)):
             verdicts[row.probe] = verdict
@@ -332,7 +332,7 @@ def run(
     as_json: bool = False,
     pg_dsn: Optional[str] = None,
     only: Optional[str] = None,
-    timeout: float = 60.0,
+    timeout: float = 120.0,
 ) -> int:
     """The ``verify`` subcommand: resolve the value, probe, print; returns the exit status."""
     from .. import config

@@ -386,3 +386,27 @@ def test_status_shows_the_supported_range() -> None:
     ua_autotag.instrument(UA, integrations=SDK)
     row = ua_autotag.status()["databricks_sdk"]
     assert (row.state, row.version, row.supported) == ("patched", sdk_version(), ">=0.30,<1")
+
+
+def test_failed_client_gives_one_error_span_and_the_original_exception(
+    peer: HeaderRecorder, spans: Any
+) -> None:
+    from databricks.sdk import WorkspaceClient
+
+    ua_autotag.instrument(UA, integrations=SDK)
+    with pytest.raises(ValueError) as info:
+        WorkspaceClient(host=peer.url, client_id="app", client_secret=TOKEN, auth_type="oauth-m2m")
+    finished = [s for s in spans.get_finished_spans()
+                if s.attributes.get("ua_autotag.integration") == "databricks_sdk"]
+    assert len(finished) == 1
+    (span,) = finished
+    assert span.status.status_code.name == "ERROR"
+    assert span.attributes["error.type"] == "ValueError"
+    assert span.attributes["server.address"] == "127.0.0.1"
+    assert span.attributes["server.port"] == peer.port
+    text = json.dumps(dict(span.attributes)) + json.dumps([dict(e.attributes) for e in span.events])
+    assert TOKEN not in text and "dapi" not in text
+    assert "oauth-m2m" in str(info.value)  # the SDK's own message, unchanged
+    # the peer saw the SDK's probes, tagged
+    assert peer.requests and all(r.user_agent is not None and r.user_agent.split().count(UA) == 1
+                                 for r in peer.requests if r.user_agent)

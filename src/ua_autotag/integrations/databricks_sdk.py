@@ -31,11 +31,14 @@ the header (product/product_version, ``with_extra`` entries, ``auth/...``,
 per mode, so our token appears exactly once even when the application already
 added it with ``with_extra``.
 
-Spans: the SDK has no connection. One span per SDK client, around
-``ApiClient.__init__`` (each ``WorkspaceClient`` / ``AccountClient`` builds
-exactly one): ``db.system.name="databricks"``, ``server.address`` / ``server.port``
-from ``cfg.host``, ``user_agent.original`` the header the client will send. Per
-request we add no span, only the merge (cached) - the OpenTelemetry ``requests``
+Spans: the SDK has no connection; its "connect" is building a client. One span per
+SDK client: around ``WorkspaceClient.__init__`` / ``AccountClient.__init__`` (which
+resolve the configuration - the ``/.well-known`` probe, credentials - and build one
+``ApiClient``) or around a bare ``ApiClient.__init__``; the nested ``ApiClient``
+reports into the outer span. ``db.system.name="databricks"``, ``server.address`` /
+``server.port`` from the host, ``user_agent.original`` the header the client sends.
+A client whose configuration fails (no credentials...) gives an ERROR span. Per
+request we add no span, only the merge (cached): the OpenTelemetry ``requests``
 instrumentation already covers requests.
 """
 
@@ -182,6 +185,15 @@ def _target(instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
     return host_port(getattr(_config_of(args, kwargs), "host", None))
 
 
+def _client_target(instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+                   ) -> Tuple[Optional[str], Any]:
+    """``WorkspaceClient(host=...)`` / ``(config=...)``; else the inner ApiClient tells."""
+    host = kwargs.get("host")
+    if not isinstance(host, str):
+        host = getattr(kwargs.get("config"), "host", None)
+    return host_port(host if isinstance(host, str) else None)
+
+
 def _note_client(tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any],
                  result: Any) -> Any:
     """Report the header this client sends (read through the descriptor) to the span."""
@@ -200,6 +212,8 @@ INTEGRATION = Integration(
     supported=">=0.30,<1",
     system="databricks",
     patches=(
+        Patch("databricks.sdk", "WorkspaceClient.__init__", span=True, target=_client_target),
+        Patch("databricks.sdk", "AccountClient.__init__", span=True, target=_client_target),
         Patch("databricks.sdk.core", "ApiClient.__init__", after=_note_client, span=True,
               target=_target),
     ),

@@ -361,8 +361,12 @@ def run(
                 f"--only: unknown integrations: {', '.join(unknown)} "
                 f"(known: {', '.join(sorted(known))})"
             )
-    # every carrier must be able to take the value before anything is sent
-    for carrier in {r.carrier for r in ROWS}:
+    # the carriers of the integrations in use must take the value before anything is
+    # sent (a disabled one is probed all the same, and reported missing)
+    off = {d.strip().lower() for d in env.get("UA_AUTOTAG_DISABLED_INTEGRATIONS", "").split(",")}
+    for carrier in sorted(
+        {r.carrier for r in ROWS if "all" not in off and r.integration not in off}
+    ):
         ua.render(carrier)
 
     started = time.monotonic()

@@ -28,6 +28,7 @@ arguments (the ``_connection_uri`` when the Thrift backend will use it, else
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
@@ -68,13 +69,16 @@ def _tag_entry(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Arg
     return args, {**kwargs, "user_agent_entry": merged}
 
 
+@functools.lru_cache(maxsize=1)
+def _product() -> str:
+    from databricks.sql import __version__
+
+    return f"PyDatabricksSqlConnector/{__version__}"
+
+
 def _header(entry: str) -> str:
     """The header the connector composes from ``entry`` (before its agent/ suffix)."""
-    try:
-        from databricks.sql import __version__
-    except Exception:  # pragma: no cover - vendored copies
-        return entry
-    return f"PyDatabricksSqlConnector/{__version__} ({entry})" if entry else entry
+    return f"{_product()} ({entry})" if entry else _product()
 
 
 def _note_sent(tag: Tag, instance: Any, args: Args, kwargs: Kwargs, result: Any) -> Any:
@@ -86,18 +90,27 @@ def _note_sent(tag: Tag, instance: Any, args: Args, kwargs: Kwargs, result: Any)
     return result
 
 
+@functools.lru_cache(maxsize=64)
+def _split(url: str) -> Tuple[Optional[str], Optional[int]]:
+    """(hostname, explicit port) of a URL or bare host; never userinfo or path."""
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    try:
+        return parts.hostname, parts.port
+    except ValueError:  # a port that is not a number: the connector will complain
+        return parts.hostname, None
+
+
 def target(instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Optional[str], Any]:
     """(address, port) the connection goes to; no path, query or credentials."""
     uri = kwargs.get("_connection_uri")
     if isinstance(uri, str) and uri and not (kwargs.get("use_sea") or kwargs.get("use_kernel")):
-        parts = urlsplit(uri)
-        return parts.hostname, parts.port or (80 if parts.scheme == "http" else 443)
-    host = kwargs.get("server_hostname", args[0] if args else None)
-    if not isinstance(host, str) or not host:
+        host, port = _split(uri)
+        return host, port or (80 if uri.lower().startswith("http://") else 443)
+    server = kwargs.get("server_hostname", args[0] if args else None)
+    if not isinstance(server, str) or not server:
         return None, None
-    parts = urlsplit(host if "://" in host else f"https://{host}")
-    port = kwargs.get("_port") or parts.port or 443
-    return parts.hostname, port
+    host, port = _split(server)
+    return host, kwargs.get("_port") or port or 443
 
 
 INTEGRATION = Integration(

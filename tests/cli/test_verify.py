@@ -93,6 +93,8 @@ def test_verify_bad_value_is_a_one_line_error() -> None:
     assert "whitespace" in one_line_error(proc)
     assert proc.returncode == 2
     assert "unknown integrations: nope" in one_line_error(cli("verify", "--only", "nope"))
+    too_long = "AcmePartner_" + "D" * 60 + "/3.5"  # over application_name's 63 bytes
+    assert "63-byte" in one_line_error(cli("verify", "--user-agent", too_long))
 
 
 @pytest.mark.parametrize(

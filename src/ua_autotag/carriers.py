@@ -7,7 +7,7 @@ Every function here is pure: (the caller's value, ours, mode) -> what to send.
 from __future__ import annotations
 
 import logging
-from typing import Any, List, Mapping, NamedTuple, Optional
+from typing import Any, List, Mapping, NamedTuple, Optional, Tuple
 
 __all__ = ["merge_application_name", "merge_product_token", "merge_tokens", "pg_display_bytes"]
 
@@ -85,6 +85,7 @@ def merge_application_name(
             len(existing),
         )
     return f"{user_part} {ours}" if user_part else ours
+
 
 def merge_product_token(existing: Optional[str], ours: str, mode: str) -> str:
     """Merge ``ours`` into a User-Agent that lists several products (``name/version``).
@@ -167,12 +168,13 @@ class OdbcAttribute(NamedTuple):
     braced: bool
 
 
-def odbc_attributes(text: str, braces: bool = True) -> List[OdbcAttribute]:
+def odbc_attributes(text: str, braces: bool = True) -> Tuple[OdbcAttribute, ...]:
     """Parse ``key=value;...`` (ODBC connection string, JDBC URL parameters).
 
     A value starting with ``{`` runs to the matching ``}`` (``}}`` is a literal ``}``),
     as in the ODBC ``SQLDriverConnect`` grammar; ``braces=False`` reads every value up
     to the next ``;`` (JDBC URLs). Text without ``=`` up to a ``;`` is skipped.
+    (Not cached on purpose: connection strings carry passwords.)
     """
     attrs: List[OdbcAttribute] = []
     i, n = 0, len(text)
@@ -187,24 +189,21 @@ def odbc_attributes(text: str, braces: bool = True) -> List[OdbcAttribute]:
         key = text[i:eq].strip()
         j = eq + 1
         if braces and text.startswith("{", j):
-            k, chars = j + 1, []
-            while k < n:
-                if text[k] == "}":
-                    if text.startswith("}", k + 1):
-                        chars.append("}")
-                        k += 2
-                        continue
+            k = j + 1
+            while True:
+                k = text.find("}", k)
+                if k < 0 or not text.startswith("}", k + 1):
                     break
-                chars.append(text[k])
-                k += 1
-            end = min(k + 1, n)
-            attrs.append(OdbcAttribute(key, "".join(chars), j, end, True))
+                k += 2  # "}}" is a literal "}"
+            end = n if k < 0 else k + 1
+            inner = text[j + 1:end - 1 if k >= 0 else n]
+            attrs.append(OdbcAttribute(key, inner.replace("}}", "}"), j, end, True))
             semi = text.find(";", end)
         else:
             end = n if semi < 0 else semi
             attrs.append(OdbcAttribute(key, text[j:end], j, end, False))
         i = n if semi < 0 else semi + 1
-    return attrs
+    return tuple(attrs)
 
 
 def odbc_quote(value: str, braced: bool = False) -> str:

@@ -103,14 +103,24 @@ class HostRules:
             if name.startswith("[") and name.endswith("]"):
                 name = name[1:-1]
             hit = name in self.exact or name.endswith(self.zones)
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[host] = hit
+            self._remember(host, hit)
         return hit
+
+    def _remember(self, key: str, hit: bool) -> None:
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[key] = hit
 
     def match_url(self, url: str) -> bool:
         """Whether the host of ``url`` (absolute URL or ``host[:port]``) is Databricks."""
-        return self.match(host_of(url))
+        parts = url.split("/", 3)
+        netloc = parts[2] if len(parts) > 2 and parts[0].endswith(":") and not parts[1] else url
+        netloc = netloc.rsplit("@", 1)[-1]  # never keep credentials in the cache
+        hit = self._cache.get(netloc)
+        if hit is None:
+            hit = self.match(host_of(netloc))
+            self._remember(netloc, hit)
+        return hit
 
 
 _RULES: Tuple[object, Optional[HostRules]] = (None, None)

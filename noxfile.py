@@ -30,3 +30,24 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     session.install("-e", ".", "mypy", "opentelemetry-instrumentation")
     session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Overhead benchmarks (benchmarks/README.md); not part of the test run.
+
+    The anchors (OpenTelemetry's psycopg instrumentor and launcher, ddtrace) are
+    installed here only, never in the test or runtime dependencies. Options after
+    ``--`` go to benchmarks/run.py (``--quick`` for a smoke run, ``--only NAME``).
+    """
+    session.run("bash", "scripts/system-deps.sh", external=True)
+    session.install(
+        "-e",
+        ".[all]",
+        "pyperf",
+        "opentelemetry-sdk",
+        "opentelemetry-distro",
+        "opentelemetry-instrumentation-psycopg",
+        "ddtrace",
+    )
+    session.run("python", "benchmarks/run.py", *session.posargs)

@@ -410,3 +410,24 @@ def test_failed_client_gives_one_error_span_and_the_original_exception(
     # the peer saw the SDK's probes, tagged
     assert peer.requests and all(r.user_agent is not None and r.user_agent.split().count(UA) == 1
                                  for r in peer.requests if r.user_agent)
+
+
+@pytest.mark.parametrize(
+    ("mode", "product", "expected_tail"),
+    [
+        ("append", "3.5", None),  # the app *is* our product at our version: once, as is
+        ("replace", "3.4", UA),  # the app's product slot stays; ours is added
+        ("append", "3.4", UA),
+        ("keep", "3.4", None),  # keep: a version of our product is already named
+    ],
+)
+def test_app_product_slot_naming_our_product_is_never_removed(
+    peer: HeaderRecorder, mode: str, product: str, expected_tail: Any
+) -> None:
+    w = workspace(peer, product="AcmePartner_DatEngProduct", product_version=product)
+    untagged = me(peer, w)
+    ua_autotag.instrument(UA, integrations=SDK, mode=mode)
+    agent = me(peer, w)
+    assert agent.startswith(f"AcmePartner_DatEngProduct/{product} databricks-sdk-py/")
+    assert agent == (untagged if expected_tail is None else f"{untagged} {expected_tail}")
+    assert agent.split().count(UA) <= 1

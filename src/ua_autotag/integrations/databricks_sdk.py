@@ -71,6 +71,23 @@ class TaggedUserAgent(str):
     untagged: str
 
 
+def merge_sdk_header(raw: str, ours: str, mode: str) -> str:
+    """Merge ``ours`` into an SDK User-Agent; the leading product slot is never touched.
+
+    The first token is the application's ``product/product_version`` (or the SDK's
+    ``unknown/0.0.0``): it always stays, even when it names our own product. If it is
+    exactly our token, or (``keep``) any version of our product, the header already
+    identifies us and is sent as is. Otherwise the rest is merged by
+    :func:`ua_autotag.carriers.merge_product_token`.
+    """
+    product, _, rest = raw.partition(" ")
+    if product == ours or (
+        mode == "keep" and product.split("/", 1)[0] == ours.split("/", 1)[0]
+    ):
+        return raw
+    return f"{product} {merge_product_token(rest, ours, mode)}"
+
+
 def tag_header(raw: str) -> str:
     """``raw`` (an SDK User-Agent) with the value in force merged in; never raises."""
     settings = config._ACTIVE
@@ -81,7 +98,7 @@ def tag_header(raw: str) -> str:
         key = (raw, ours, settings.mode)
         merged = _CACHE.get(key)
         if merged is None:
-            merged = merge_product_token(raw, ours, settings.mode)
+            merged = merge_sdk_header(raw, ours, settings.mode)
             if len(_CACHE) >= _CACHE_MAX:
                 _CACHE.clear()
             _CACHE[key] = merged

@@ -27,6 +27,18 @@ class Recorded(NamedTuple):
 Route = Callable[[Recorded], Tuple[int, Any]]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that give up mid-request (a fail-fast retry policy) are not errors here."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class HeaderRecorder:
     """``with HeaderRecorder() as peer: ... peer.url ... peer.requests``.
 
@@ -75,7 +87,7 @@ class HeaderRecorder:
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

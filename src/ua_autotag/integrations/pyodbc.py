@@ -107,11 +107,13 @@ def _dsn_driver(dsn: str) -> Optional[str]:
     return None
 
 
-def effective_attributes(args: Args, kwargs: Kwargs) -> Dict[str, str]:
+def effective_attributes(args: Args, kwargs: Kwargs,
+                         parsed: Optional[Tuple[OdbcAttribute, ...]] = None) -> Dict[str, str]:
     """Lower-cased attribute -> value, as the driver manager will see them (first wins)."""
     found: Dict[str, str] = {}
-    text = args[0] if args and isinstance(args[0], str) else ""
-    for attr in odbc_attributes(text):
+    if parsed is None:
+        parsed = odbc_attributes(args[0] if args and isinstance(args[0], str) else "")
+    for attr in parsed:
         found.setdefault(attr.key.lower(), attr.value)
     for key, value in kwargs.items():
         name = key.lower()
@@ -121,9 +123,10 @@ def effective_attributes(args: Args, kwargs: Kwargs) -> Dict[str, str]:
     return found
 
 
-def is_databricks(settings: object, args: Args, kwargs: Kwargs) -> bool:
+def is_databricks(settings: object, args: Args, kwargs: Kwargs,
+                  parsed: Optional[Tuple[OdbcAttribute, ...]] = None) -> bool:
     """Whether this ``pyodbc.connect`` call targets Databricks (module docstring rules)."""
-    attrs = effective_attributes(args, kwargs)
+    attrs = effective_attributes(args, kwargs, parsed)
     odbc = rules(settings)
     if odbc.driver_matches(attrs.get("driver")):
         return True
@@ -139,38 +142,30 @@ def is_databricks(settings: object, args: Args, kwargs: Kwargs) -> bool:
 def _tag_connect(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Args, Kwargs]:
     if args and not isinstance(args[0], str):
         return args, kwargs
-    if not is_databricks(tag.settings, args, kwargs):
-        return args, kwargs
     text: str = args[0] if args else ""
-    in_text = any(a.key.lower() == "useragententry" for a in odbc_attributes(text))
+    parsed = odbc_attributes(text)
+    if not is_databricks(tag.settings, args, kwargs, parsed):
+        return args, kwargs
+    entries = [a for a in parsed if a.key.lower() == "useragententry"]
     keyword = next((k for k in kwargs if k.lower() == "useragententry"), None)
     new_kwargs = kwargs
+    sent: Optional[str] = None
     if keyword is not None:
         value = kwargs[keyword]
         existing = value.strip() if isinstance(value, str) else None
-        merged = merge_tokens(existing or None, tag.value, tag.mode)
-        if merged != existing:
-            new_kwargs = {**kwargs, keyword: odbc_quote(merged)}
-    if in_text or (keyword is None and args):
+        sent = merge_tokens(existing or None, tag.value, tag.mode)
+        if sent != existing:
+            new_kwargs = {**kwargs, keyword: odbc_quote(sent)}
+    if entries or (keyword is None and args):
         text = merge_odbc_attribute(text, USER_AGENT_ENTRY, tag.value, tag.mode)
+        first = entries[0].value.strip() if entries else ""
+        sent = merge_tokens(first or None, tag.value, tag.mode)
     elif keyword is None:  # keywords only: add ours the same way
         new_kwargs = {**kwargs, USER_AGENT_ENTRY: tag.value}
-    sent = _sent_value(text, new_kwargs)
+        sent = tag.value
     tag.note(sent)
     new_args = (text, *args[1:]) if args else args
     return new_args, new_kwargs
-
-
-def _sent_value(text: str, kwargs: Kwargs) -> Optional[str]:
-    attr: Optional[OdbcAttribute] = next(
-        (a for a in odbc_attributes(text) if a.key.lower() == "useragententry"), None
-    )
-    if attr is not None:
-        return attr.value
-    for key, value in kwargs.items():
-        if key.lower() == "useragententry":
-            return str(value)
-    return None
 
 
 def _span_wanted(instance: Any, args: Args, kwargs: Kwargs) -> bool:

@@ -422,3 +422,18 @@ def test_rules_are_computed_once_per_settings(monkeypatch: pytest.MonkeyPatch) -
     assert hosts.rules_for(settings) is first and first.match("ws.example")
     again = ua_autotag.instrument(UA, integrations=INTEGRATIONS)
     assert hosts.rules_for(again).match("other.example")
+
+
+def test_sql_connector_requests_carry_our_token_exactly_once(http_peer: HeaderRecorder) -> None:
+    """All integrations on: the connector's own integration tags, REST layers add nothing."""
+    from databricks import sql
+
+    ua_autotag.instrument(UA, rest_hosts=["127.0.0.1"])
+    with pytest.raises(Exception):  # noqa: B017 - the 404 ends the session open
+        sql.connect(server_hostname="127.0.0.1", http_path="/x", access_token="t",
+                    _connection_uri=http_peer.url + "/x", enable_telemetry=False,
+                    _retry_stop_after_attempts_count=1)
+    assert ua_autotag.status()["databricks_sql"].state == "patched"
+    agents = http_peer.user_agents("/x")
+    assert agents and all(a.count(UA) == 1 for a in agents), agents
+    assert agents[0].startswith("PyDatabricksSqlConnector/")

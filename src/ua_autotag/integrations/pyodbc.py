@@ -11,8 +11,8 @@ A call is a Databricks connection when any of these holds (see :func:`is_databri
 2. its ``Host`` / ``Server`` is a Databricks host (:mod:`ua_autotag.hosts`: the cloud
    zones, ``DATABRICKS_HOST``, ``UA_AUTOTAG_REST_HOSTS``);
 3. its ``DSN`` is listed in ``UA_AUTOTAG_ODBC_DSNS`` (comma list, case-insensitive), or
-   the driver manager says (``pyodbc.dataSources()``) that the DSN uses a driver
-   matching rule 1.
+   the driver manager says (``pyodbc.dataSources()``, asked once per DSN and
+   ``instrument()``) that the DSN uses a driver matching rule 1.
 
 The attributes are read from the connection string and from the keyword form
 (``pyodbc.connect(s, Server=..., **kw)``, which pyodbc appends as ``key=value;``;
@@ -64,7 +64,7 @@ Kwargs = Dict[str, Any]
 class OdbcRules:
     """Driver patterns and DSN names in force (computed once per settings object)."""
 
-    __slots__ = ("drivers", "dsns")
+    __slots__ = ("drivers", "dsn_drivers", "dsns")
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         extra = [d.strip().lower() for d in environ.get(ENV_DRIVERS, "").split(",")]
@@ -72,6 +72,18 @@ class OdbcRules:
         self.dsns = frozenset(
             d.strip().lower() for d in environ.get(ENV_DSNS, "").split(",") if d.strip()
         )
+        self.dsn_drivers: Dict[str, Optional[str]] = {}  # asked once per DSN
+
+    def dsn_matches(self, dsn: str) -> bool:
+        """A listed DSN, or one whose driver (per the driver manager) matches."""
+        name = dsn.strip()
+        if name.lower() in self.dsns:
+            return True
+        if name not in self.dsn_drivers:
+            if len(self.dsn_drivers) >= 256:
+                self.dsn_drivers.clear()
+            self.dsn_drivers[name] = _dsn_driver(name)
+        return self.driver_matches(self.dsn_drivers[name])
 
     def driver_matches(self, driver: Optional[str]) -> bool:
         if not driver:
@@ -135,7 +147,7 @@ def is_databricks(settings: object, args: Args, kwargs: Kwargs,
         return True
     dsn = attrs.get("dsn")
     if dsn and "driver" not in attrs:
-        return dsn.strip().lower() in odbc.dsns or odbc.driver_matches(_dsn_driver(dsn.strip()))
+        return odbc.dsn_matches(dsn)
     return False
 
 

@@ -59,19 +59,20 @@ def caller_part(builder: Any) -> str:
     return str(value)
 
 
-def merge_user_part(existing: Optional[str], ours: str, mode: str) -> str:
+def merge_user_part(existing: Optional[str], ours: str, mode: str, tail: str = "") -> str:
     """Merge ``ours`` into a Spark Connect user part, within the client's limit.
 
-    Raises ``ValueError`` (not a configuration error: the caller's value is what
-    is long) when the result would exceed the limit; the registry then leaves
-    the call untagged and warns once.
+    ``tail`` is whatever follows in the same ``user_agent`` parameter (Databricks
+    Connect's own tokens); it counts towards the limit. Raises ``ValueError`` (not a
+    configuration error: the caller's value is what is long) when the result would
+    exceed it; the registry then leaves the call untagged and warns once.
     """
     import urllib.parse
 
     if existing == DEFAULT_USER_AGENT or not existing:
         existing = None
     merged = merge_tokens(existing, ours, mode)
-    quoted = len(urllib.parse.quote(merged))
+    quoted = len(urllib.parse.quote(merged + tail))
     if quoted > QUOTED_LIMIT:
         raise ValueError(
             f"the Spark Connect user agent would be {quoted} characters after URL-quoting "

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent import futures
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 __all__ = ["RecordedCall", "SparkConnectPeer"]
 
@@ -52,13 +52,23 @@ class SparkConnectPeer:
 
     Binds 127.0.0.1 on a free port (``port=0``); ``peer.url`` is the Spark Connect
     connection string ``sc://127.0.0.1:PORT``. Thread-safe recording.
+
+    ``tls=True`` serves TLS with a throw-away self-signed certificate for 127.0.0.1
+    (made with the ``openssl`` command): for clients that only speak TLS, such as
+    Databricks Connect's channel builder. Point gRPC at ``peer.ca_file`` through
+    ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`` before the process opens its first TLS
+    channel; ``peer.https_url`` is the ``https://127.0.0.1:PORT`` "workspace" URL.
     """
 
     SPARK_VERSION = "4.0.0"
+    DBR_VERSION = "16.1.x-scala2.12"  # answered where the protocol has the field (Databricks)
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, tls: bool = False) -> None:
         self.calls: List[RecordedCall] = []
         self.conf: Dict[str, str] = {}
+        self.tls = tls
+        self.ca_file: Optional[str] = None
+        self._tmp: Any = None
         self._requested_port = port
         self._lock = threading.Lock()
         self._server: Any = None
@@ -75,15 +85,42 @@ class SparkConnectPeer:
         base_pb2_grpc.add_SparkConnectServiceServicer_to_server(  # type: ignore[no-untyped-call]
             servicer, server
         )
-        self._port = server.add_insecure_port(f"127.0.0.1:{self._requested_port}")
+        address = f"127.0.0.1:{self._requested_port}"
+        if self.tls:
+            key, cert = self._make_certificate()
+            credentials = grpc.ssl_server_credentials([(key, cert)])
+            self._port = server.add_secure_port(address, credentials)
+        else:
+            self._port = server.add_insecure_port(address)
         server.start()
         self._server = server
         return self
+
+    def _make_certificate(self) -> Tuple[bytes, bytes]:
+        """A self-signed key and certificate for 127.0.0.1 / localhost."""
+        import subprocess
+        import tempfile
+        from pathlib import Path
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="ua-autotag-spark-peer-")
+        folder = Path(self._tmp.name)
+        key, cert = folder / "key.pem", folder / "cert.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+             "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        self.ca_file = str(cert)
+        return key.read_bytes(), cert.read_bytes()
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop(grace=None)
             self._server = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
     def __enter__(self) -> SparkConnectPeer:
         return self.start()
@@ -99,7 +136,13 @@ class SparkConnectPeer:
 
     @property
     def url(self) -> str:
-        return f"sc://127.0.0.1:{self.port}"
+        """The connection string (``;use_ssl=true`` added for a TLS peer)."""
+        suffix = "/;use_ssl=true" if self.tls else ""
+        return f"sc://127.0.0.1:{self.port}{suffix}"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
 
     @property
     def requests(self) -> List[RecordedCall]:
@@ -206,6 +249,8 @@ def _make_servicer(peer: SparkConnectPeer, base: type) -> Any:
             kind = request.WhichOneof("analyze")
             if kind == "spark_version":
                 response.spark_version.version = peer.SPARK_VERSION
+                if "dbr_version" in response.spark_version.DESCRIPTOR.fields_by_name:
+                    response.spark_version.dbr_version = peer.DBR_VERSION
             elif kind == "schema":
                 response.schema.schema.CopyFrom(long_schema())
             elif kind == "is_streaming":

@@ -1,0 +1,74 @@
+"""Databricks Connect (``databricks-connect`` >= 14.3): our value in every session's user agent.
+
+Databricks Connect ships its own ``pyspark``; its sessions are Spark Connect sessions,
+so the ``spark_connect`` integration (triggered by the same
+``pyspark.sql.connect.client.core``) already tags those made from a connection
+string or ``SPARK_REMOTE`` (``DatabricksSession.builder.remote("sc://...")``) and
+opens their connect span.
+
+Sessions made from Databricks SDK configuration (``.remote(host=..., token=...,
+cluster_id=... | serverless=True)``, ``.serverless()``, ``.sdkConfig(cfg)``,
+``.profile(...)``, the default ``Config()``) go through
+``databricks.connect.auth.DatabricksChannelBuilder(config, user_agent, ...)``,
+where ``user_agent`` is ``"<app's .userAgent(...) or SPARK_CONNECT_USER_AGENT>
+databricks-session databricks-sdk/<v>"``. We merge ours into the app's part only,
+keeping Databricks' own markers whatever the mode, so the value sent reads
+exactly as if the app had called ``.userAgent("<app> <ours>")``:
+``"<app> <ours> databricks-session databricks-sdk/<v> dbconnect/<v> spark/<v> ..."``.
+The builder is then marked so that the ``spark_connect`` getter leaves it alone.
+The value is the one in force when the session is created (this runs inside
+``getOrCreate()``/``create()``); a session Databricks Connect returns from its own
+cache keeps the value it was created with.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Tuple
+
+from ua_autotag.integrations.spark_connect import CARRIER, MERGED, merge_user_part
+from ua_autotag.registry import Integration, Patch, Tag
+
+#: the first of Databricks Connect's own tokens after the app's part
+MARKER = "databricks-session"
+
+
+def split_app_part(value: str) -> Tuple[str, str]:
+    """``"<app> databricks-session databricks-sdk/v"`` -> (app, " databricks-session ...")."""
+    tokens = value.split(" ")
+    if MARKER in tokens:
+        index = tokens.index(MARKER)
+        return " ".join(tokens[:index]), " " + " ".join(tokens[index:])
+    return value, ""
+
+
+def _merge(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Tuple[Any, Any]:
+    """``DatabricksChannelBuilder.__init__(config, user_agent="", ...)``: merge ours in."""
+    current = args[1] if len(args) > 1 else kwargs.get("user_agent", "")
+    app, own = split_app_part(str(current or ""))
+    merged = merge_user_part(app, tag.ua.render(CARRIER), tag.mode, own) + own
+    if len(args) > 1:
+        args = (args[0], merged, *args[2:])
+    else:
+        kwargs = {**kwargs, "user_agent": merged}
+    return args, kwargs
+
+
+def _mark(tag: Tag, instance: Any, args: Any, kwargs: Any, result: Any) -> Any:
+    setattr(instance, MERGED, True)
+    return result
+
+
+INTEGRATION = Integration(
+    name="databricks_connect",
+    distributions=("databricks-connect",),
+    supported=">=14.3",
+    system="spark",
+    patches=(
+        Patch(
+            "databricks.connect.auth",
+            "DatabricksChannelBuilder.__init__",
+            before=_merge,
+            after=_mark,
+        ),
+    ),
+)

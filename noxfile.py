@@ -51,3 +51,23 @@ def bench(session: nox.Session) -> None:
         "ddtrace",
     )
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def dbconnect(session: nox.Session) -> None:
+    """Databricks Connect in its own virtualenv (it ships its own ``pyspark`` and cannot
+    share one with the ``tests`` session's ``pyspark-client``).
+
+    databricks-connect 16.1 is the newest release installable on Python 3.11; it needs
+    numpy < 2, hence the pyarrow / pandas pins. The Spark Connect tests run here too,
+    against the pyspark (3.5) it bundles. Needs the ``openssl`` command (the gRPC peer's
+    throw-away TLS certificate). Options after ``--`` go to pytest.
+    """
+    session.install("-e", ".[test]", "databricks-connect==16.1.*", "pyarrow<18", "pandas<3")
+    session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
+    session.run(
+        "pytest",
+        "tests/integrations/test_databricks_connect.py",
+        "tests/integrations/test_spark_connect.py",
+        *session.posargs,
+    )

@@ -132,9 +132,7 @@ def libpq_application_name(params: Mapping[str, Any], environ: Mapping[str, str]
     return None if fallback is None else str(fallback)
 
 
-def pgappname(
-    existing: Optional[str], ours: str, mode: str, fallback: Optional[str] = None
-) -> str:
+def pgappname(existing: Optional[str], ours: str, mode: str, fallback: Optional[str] = None) -> str:
     """The ``PGAPPNAME`` to export for libpq programs started as subprocesses (psql...).
 
     ``existing`` is the ``PGAPPNAME`` already in the launcher's environment,
@@ -198,7 +196,7 @@ def odbc_attributes(text: str, braces: bool = True) -> Tuple[OdbcAttribute, ...]
                     break
                 k += 2  # "}}" is a literal "}"
             end = n if k < 0 else k + 1
-            inner = text[j + 1:end - 1 if k >= 0 else n]
+            inner = text[j + 1 : end - 1 if k >= 0 else n]
             attrs.append(OdbcAttribute(key, inner.replace("}}", "}"), j, end, True))
             semi = text.find(";", end)
         else:
@@ -233,9 +231,7 @@ def odbc_quote(value: str, braced: bool = False) -> str:
     return value
 
 
-def merge_odbc_attribute(
-    text: str, key: str, ours: str, mode: str, braces: bool = True
-) -> str:
+def merge_odbc_attribute(text: str, key: str, ours: str, mode: str, braces: bool = True) -> str:
     """``text`` with attribute ``key`` (case-insensitive) merged per ``mode``.
 
     Each occurrence of ``key`` has its value merged with :func:`merge_tokens` in place
@@ -256,9 +252,9 @@ def merge_odbc_attribute(
         existing = attr.value.strip() or None
         merged = merge_tokens(existing, ours, mode)
         unchanged = merged == existing
-        out.append(text[last:attr.start])
+        out.append(text[last : attr.start])
         if unchanged:
-            out.append(text[attr.start:attr.end])
+            out.append(text[attr.start : attr.end])
         else:
             out.append(odbc_quote(merged, attr.braced) if braces else merged)
         last = attr.end

@@ -72,8 +72,7 @@ class HostRules:
         self._cache: Dict[str, bool] = {}
 
     @classmethod
-    def build(cls, listed: Iterable[str] = (), databricks_host: Optional[str] = None
-              ) -> HostRules:
+    def build(cls, listed: Iterable[str] = (), databricks_host: Optional[str] = None) -> HostRules:
         """The rule for user-listed entries plus the ``DATABRICKS_HOST`` value."""
         exact = set()
         zones = list(DATABRICKS_ZONES)
@@ -137,8 +136,7 @@ def rules_for(settings: object, environ: Optional[Mapping[str, str]] = None) -> 
     if cached_for is settings and rules is not None and environ is None:
         return rules
     env = os.environ if environ is None else environ
-    rules = HostRules.build(getattr(settings, "rest_hosts", ()) or (),
-                            env.get("DATABRICKS_HOST"))
+    rules = HostRules.build(getattr(settings, "rest_hosts", ()) or (), env.get("DATABRICKS_HOST"))
     if environ is None:
         _RULES = (settings, rules)
     return rules

@@ -20,8 +20,9 @@ from ..hosts import rules_for
 from ..registry import Integration, Patch, Tag
 
 
-def _tag_request(tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
-                 ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+def _tag_request(
+    tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
     request: Any = args[0] if args else kwargs["request"]
     host = request.url.host
     if not rules_for(tag.settings).match(host):

@@ -50,7 +50,7 @@ def _get(args: Args, kwargs: Kwargs, index: int, name: str) -> Any:
 
 def _put(args: Args, kwargs: Kwargs, index: int, name: str, value: Any) -> Tuple[Args, Kwargs]:
     if len(args) > index:
-        return (*args[:index], value, *args[index + 1:]), kwargs
+        return (*args[:index], value, *args[index + 1 :]), kwargs
     return args, {**kwargs, name: value}
 
 
@@ -77,8 +77,7 @@ def _tag_connect(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[A
     props = _get(args, kwargs, _PROPS_INDEX, "driver_args")
     key = None
     if isinstance(props, dict):
-        key = next((k for k in props if isinstance(k, str) and k.lower() == "useragententry"),
-                   None)
+        key = next((k for k in props if isinstance(k, str) and k.lower() == "useragententry"), None)
     in_url = _url_entry(url) is not None
     sent = None
     if key is not None:
@@ -114,7 +113,8 @@ INTEGRATION = Integration(
     supported=">=1.1,<2",
     system="databricks",
     patches=(
-        Patch("jaydebeapi", "_jdbc_connect", before=_tag_connect, span=_span_wanted,
-              target=_target),
+        Patch(
+            "jaydebeapi", "_jdbc_connect", before=_tag_connect, span=_span_wanted, target=_target
+        ),
     ),
 )

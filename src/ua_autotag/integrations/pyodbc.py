@@ -119,8 +119,9 @@ def _dsn_driver(dsn: str) -> Optional[str]:
     return None
 
 
-def effective_attributes(args: Args, kwargs: Kwargs,
-                         parsed: Optional[Tuple[OdbcAttribute, ...]] = None) -> Dict[str, str]:
+def effective_attributes(
+    args: Args, kwargs: Kwargs, parsed: Optional[Tuple[OdbcAttribute, ...]] = None
+) -> Dict[str, str]:
     """Lower-cased attribute -> value, as the driver manager will see them (first wins)."""
     found: Dict[str, str] = {}
     if parsed is None:
@@ -135,8 +136,9 @@ def effective_attributes(args: Args, kwargs: Kwargs,
     return found
 
 
-def is_databricks(settings: object, args: Args, kwargs: Kwargs,
-                  parsed: Optional[Tuple[OdbcAttribute, ...]] = None) -> bool:
+def is_databricks(
+    settings: object, args: Args, kwargs: Kwargs, parsed: Optional[Tuple[OdbcAttribute, ...]] = None
+) -> bool:
     """Whether this ``pyodbc.connect`` call targets Databricks (module docstring rules)."""
     attrs = effective_attributes(args, kwargs, parsed)
     odbc = rules(settings)
@@ -201,7 +203,5 @@ INTEGRATION = Integration(
     distributions=("pyodbc",),
     supported=">=4.0.30,<6",
     system="databricks",
-    patches=(
-        Patch("pyodbc", "connect", before=_tag_connect, span=_span_wanted, target=_target),
-    ),
+    patches=(Patch("pyodbc", "connect", before=_tag_connect, span=_span_wanted, target=_target),),
 )

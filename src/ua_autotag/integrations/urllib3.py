@@ -31,8 +31,9 @@ def _default_user_agent() -> Optional[str]:
     return get() if callable(get) else None
 
 
-def _tag_urlopen(tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
-                 ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+def _tag_urlopen(
+    tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
     url = args[1] if len(args) > 1 else kwargs.get("url", "")
     if isinstance(url, str) and (url.startswith("http://") or url.startswith("https://")):
         host = host_of(url)
@@ -54,7 +55,7 @@ def _tag_urlopen(tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[st
     sent = headers.copy() if hasattr(headers, "copy") else dict(headers)
     sent[key or "User-Agent"] = merged
     if positional:
-        return (*args[:_HEADERS_INDEX], sent, *args[_HEADERS_INDEX + 1:]), kwargs
+        return (*args[:_HEADERS_INDEX], sent, *args[_HEADERS_INDEX + 1 :]), kwargs
     return args, {**kwargs, "headers": sent}
 
 

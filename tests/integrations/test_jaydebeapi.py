@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import textwrap
 from typing import Any, Dict, List
 
@@ -213,3 +214,31 @@ def test_uninstrument_restores(jdbc: Any) -> None:
     ua_autotag.uninstrument()
     assert jaydebeapi._jdbc_connect is original
     assert jdbc(DBX_URL)["url"] == DBX_URL
+
+
+def test_scoped_override_and_retarget(jdbc: Any) -> None:
+    _instrument()
+    with ua_autotag.user_agent("Other_Product/2"):
+        assert jdbc(DBX_URL)["url"] == f"{DBX_URL};UserAgentEntry=Other_Product/2"
+    ua_autotag.instrument("Third_Product/3", integrations=["jaydebeapi"])
+    assert jdbc(DBX_URL)["url"] == f"{DBX_URL};UserAgentEntry=Third_Product/3"
+
+
+IMPORT_AFTER = r"""
+import sys
+import ua_autotag
+ua_autotag.instrument("AcmePartner_DatEngProduct/3.5", integrations=["jaydebeapi"])
+assert "jaydebeapi" not in sys.modules
+import jaydebeapi, jpype
+conn = jaydebeapi.connect("uaautotag.RecordingDriver", sys.argv[1], {"PWD": "x"}, [sys.argv[2]])
+conn.close()
+print(ua_autotag.status()["jaydebeapi"].state)
+print(str(jpype.JClass("uaautotag.RecordingDriver").RECORDS.get(0)).split("\n")[0])
+"""
+
+
+def test_imported_after_instrument(driver_jar: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", IMPORT_AFTER, DBX_URL, driver_jar],
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["patched", f"{DBX_URL};UserAgentEntry={UA}"]

@@ -437,3 +437,15 @@ def test_sql_connector_requests_carry_our_token_exactly_once(http_peer: HeaderRe
     agents = http_peer.user_agents("/x")
     assert agents and all(a.count(UA) == 1 for a in agents), agents
     assert agents[0].startswith("PyDatabricksSqlConnector/")
+
+
+def test_clients_built_before_instrument_are_covered(http_peer: HeaderRecorder) -> None:
+    session, client, pool = requests.Session(), httpx.Client(), urllib3.PoolManager()
+    ua_autotag.instrument(UA, rest_hosts=["127.0.0.1"], integrations=INTEGRATIONS)
+    session.get(http_peer.url + "/r", timeout=10)
+    client.get(http_peer.url + "/h", timeout=10)
+    pool.request("GET", http_peer.url + "/u", timeout=10)
+    assert http_peer.user_agents() == [
+        f"{DEFAULTS['requests']} {UA}", f"{DEFAULTS['httpx']} {UA}", f"{DEFAULTS['urllib3']} {UA}"
+    ]
+    client.close()

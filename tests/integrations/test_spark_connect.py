@@ -214,6 +214,25 @@ def test_bare_spark_connect_client(sc: SparkConnectPeer) -> None:
     assert {SUFFIX.split(a, 1)[0] for a in sc.user_agents()} == {f"raw/5 {UA}"}
 
 
+def test_artifact_requests_pyspark_sends_untyped_are_tagged(
+    sc: SparkConnectPeer, tmp_path: Path
+) -> None:
+    """pyspark leaves ``client_type`` empty on AddArtifacts: we fill it, on this path only."""
+    data = tmp_path / "data.txt"
+    data.write_text("x")
+    spark = _session(SparkSession.builder.remote(sc.url))
+    spark.addArtifacts(str(data), file=True)
+    assert set(sc.user_agents("AddArtifacts")) == {""}  # pyspark's own behaviour
+
+    sc.clear()
+    ua_autotag.instrument(UA)
+    spark = _session(SparkSession.builder.remote(f"{sc.url}/;user_agent=art%2F1"))
+    spark.addArtifacts(str(data), file=True)
+    _act(spark)
+    assert sc.user_agents("AddArtifacts")
+    assert_user_part(sc, f"art/1 {UA}")
+
+
 # ------------------------------------------------------------------ lifecycle and order
 
 

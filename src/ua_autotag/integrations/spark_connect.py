@@ -138,6 +138,55 @@ def _on_session(tag: Tag, client: Any, args: Any, kwargs: Any, result: Any) -> A
     return result
 
 
+def _fill_interceptor(builder: Any) -> Any:
+    """A gRPC interceptor filling an empty ``client_type`` with the builder's user agent.
+
+    pyspark leaves ``client_type`` empty on its artifact requests (``AddArtifacts``,
+    ``ArtifactStatus``); every other request already carries ``builder.userAgent``.
+    Only empty fields are touched, and only while the integration is active.
+    """
+    import grpc
+
+    from ua_autotag import config
+
+    def fill(request: Any) -> Any:
+        try:
+            if not getattr(request, "client_type", True):
+                settings = config.active()
+                if settings is not None and settings.enabled("spark_connect"):
+                    request.client_type = builder.userAgent
+        except Exception:  # never break the request: it goes as the client built it
+            pass
+        return request
+
+    class FillClientType(
+        grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+        grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+        grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
+        grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
+    ):
+        def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+            return continuation(details, fill(request))
+
+        def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+            return continuation(details, fill(request))
+
+        def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+            return continuation(details, (fill(r) for r in requests))
+
+        def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+            return continuation(details, (fill(r) for r in requests))
+
+    return FillClientType()
+
+
+def _intercept(tag: Tag, builder: Any, args: Any, kwargs: Any, channel: Any) -> Any:
+    """``ChannelBuilder._insecure_channel`` / ``_secure_channel``: add the filler."""
+    import grpc
+
+    return grpc.intercept_channel(channel, _fill_interceptor(builder))
+
+
 INTEGRATION = Integration(
     name="spark_connect",
     distributions=("pyspark-client", "pyspark-connect", "pyspark"),
@@ -145,6 +194,8 @@ INTEGRATION = Integration(
     system="spark",
     patches=(
         Patch(_CORE, "ChannelBuilder.userAgent", after=_tag_user_agent),
+        Patch(_CORE, "ChannelBuilder._insecure_channel", after=_intercept, optional=True),
+        Patch(_CORE, "ChannelBuilder._secure_channel", after=_intercept, optional=True),
         Patch(_CORE, "SparkConnectClient.__init__", after=_on_session, span=True, target=_target),
     ),
 )

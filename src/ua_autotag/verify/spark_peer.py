@@ -3,10 +3,11 @@
 Stands in for a Spark Connect endpoint (open-source Spark, a Databricks cluster or
 serverless): it implements ``SparkConnectService`` from the stubs pyspark ships
 (``pyspark.sql.connect.proto.base_pb2_grpc``) and answers just enough for a real
-client to run ``spark.range(n).collect()``, ``spark.conf.get/set`` and
-``spark.version``: ``Config``, ``AnalyzePlan``, ``ExecutePlan`` (schema, one Arrow
-batch, ``result_complete``), ``ReleaseExecute``, ``ReleaseSession``, plus
-``Interrupt`` / ``ReattachExecute`` / ``FetchErrorDetails`` answered minimally.
+client to run ``spark.range(n).collect()``, ``spark.conf.get/set``, ``spark.version``
+and ``spark.addArtifacts``: ``Config``, ``AnalyzePlan``, ``ExecutePlan`` (schema, one
+Arrow batch, ``result_complete``), ``ReleaseExecute``, ``ReleaseSession``,
+``AddArtifacts``, ``ArtifactStatus``, plus ``Interrupt`` / ``ReattachExecute`` /
+``FetchErrorDetails`` answered minimally.
 Every request's ``client_type`` (where the client's user agent travels) and
 ``user_context.user_id`` are recorded.
 
@@ -310,6 +311,31 @@ def _make_servicer(peer: SparkConnectPeer, base: type) -> Any:
         def Interrupt(self, request: Any, context: Any) -> Any:
             peer._record("Interrupt", request, context)
             return pb2.InterruptResponse(
+                session_id=request.session_id, server_side_session_id=server_side
+            )
+
+        def AddArtifacts(self, request_iterator: Any, context: Any) -> Any:
+            session_id = ""
+            names: List[str] = []
+            for request in request_iterator:  # one record per message of the stream
+                peer._record("AddArtifacts", request, context)
+                session_id = request.session_id
+                kind = request.WhichOneof("payload")
+                if kind == "batch":
+                    names.extend(a.name for a in request.batch.artifacts)
+                elif kind == "begin_chunk":
+                    names.append(request.begin_chunk.name)
+            summaries = [
+                pb2.AddArtifactsResponse.ArtifactSummary(name=n, is_crc_successful=True)
+                for n in names
+            ]
+            return pb2.AddArtifactsResponse(
+                session_id=session_id, server_side_session_id=server_side, artifacts=summaries
+            )
+
+        def ArtifactStatus(self, request: Any, context: Any) -> Any:
+            peer._record("ArtifactStatus", request, context)
+            return pb2.ArtifactStatusesResponse(
                 session_id=request.session_id, server_side_session_id=server_side
             )
 

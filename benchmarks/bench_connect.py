@@ -4,7 +4,12 @@
   (127.0.0.1:5432, user postgres, database test): unpatched, ours (spans off / API
   only, or SDK with no exporter in ``--otel sdk``), and the anchors on the same
   loop: OpenTelemetry's ``PsycopgInstrumentor`` and ddtrace's psycopg patch. Target
-  for ours: ratio <= 1.005.
+  for ours: ratio <= 1.005. Each sample is the median of a few connects (robust to a
+  scheduling hiccup); the verdict on the direct ratio is given only when its 95 %
+  confidence interval is on one side of 1.005, else UNRESOLVED. Beside it, the
+  *derived* ratio: the added cost measured precisely on the real connect path with
+  the network step cut (``cases.py``), over the real connect's median.
+* asyncpg: the same loop on one event loop (ours only; no anchor is named for it).
 * Databricks SDK, ``requests`` and ``httpx``: one request to the local HTTP peer
   (``ua_autotag.verify.http_peer.HeaderRecorder``) over a kept-alive connection.
 
@@ -18,11 +23,23 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 import ua_autotag
-from harness import PG_DSN, UA, Output, Variant, arguments, compare, interleave, sdk_providers
+from harness import (
+    PG_DSN,
+    UA,
+    Output,
+    Row,
+    Variant,
+    arguments,
+    compare,
+    fmt_time,
+    interleave,
+    sdk_providers,
+)
 
+LIMIT = 1.005
 APPNAME_SQL = "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()"
 
 
@@ -154,9 +171,71 @@ def _restore(key: str, value: Any) -> None:
     setattr(owners[owner], attr, value)
 
 
+def direct_verdict(row: Row) -> Optional[bool]:
+    """Met / missed only when the 95 % CI of the ratio is on one side of 1.005."""
+    low, high = row.ratio_ci
+    if high <= LIMIT:
+        return True
+    if low > LIMIT:
+        return False
+    return None
+
+
+def derived(client: str, ours: List[Variant], real: List[Row], rounds: int, group: str
+            ) -> List[Row]:
+    """Ratio from the precisely measured no-I/O added cost over the real connect time.
+
+    The loopback connect's own jitter (hundreds of µs on a shared 2-core machine)
+    hides a few tens of µs however many rounds fit in the time budget; the added
+    cost is what we put in front of the same I/O, so it is measured where it can
+    be (the real connect path with libpq's step cut, ``cases.py``) and divided by
+    the real connect's median.
+    """
+    import cases
+
+    case = cases._psycopg() if client == "psycopg" else cases._psycopg2()
+    try:
+        case.on(True)()
+        if not case.check(case.fn()):
+            raise RuntimeError("network-cut case did not tag")
+        _off()
+        variants = [Variant("unpatched", case.fn, case.off)]
+        for variant in ours:
+            spans = "spans off" not in variant.name
+            variants.append(Variant(variant.name, case.fn, case.on(spans)))
+        inner = 40 if client == "psycopg" else 200
+        samples = interleave(variants, rounds, inner)
+        _off()
+        noio = {r.variant: r for r in compare(group, "", samples, "unpatched", inner)}
+    finally:
+        if case.cleanup is not None:
+            case.cleanup()
+    rows = []
+    for row in real:
+        cut = noio.get(row.variant)
+        if cut is None:
+            continue
+        base = row.base_median
+        rows.append(Row(
+            group=group, bench=f"{client} connect, derived: no-I/O added / real connect",
+            variant=row.variant, baseline="unpatched", median=base + cut.diff_median,
+            q1=base + cut.diff_q1, q3=base + cut.diff_q3, base_median=base,
+            diff_median=cut.diff_median, diff_q1=cut.diff_q1, diff_q3=cut.diff_q3,
+            ratio_median=1 + cut.diff_median / base, ratio_q1=1 + cut.diff_q1 / base,
+            ratio_q3=1 + cut.diff_q3 / base,
+            ratio_ci=(1 + cut.diff_ci[0] / base, 1 + cut.diff_ci[1] / base),
+            diff_ci=cut.diff_ci, rounds=cut.rounds, inner=cut.inner,
+            target="ratio <= 1.005", met=1 + cut.diff_median / base <= LIMIT,
+            note=f"added cost measured on the real {client} connect path with the network "
+            f"step cut ({fmt_time(cut.diff_median)}), over the real connect's median",
+            samples=cut.samples, base_samples=cut.base_samples,
+        ))
+    return rows
+
+
 def postgres(out: Output, sdk: bool, quick: bool) -> None:
     group = "connect-sdk" if sdk else "connect"
-    rounds, inner = (4, 2) if quick else (50, 4)
+    rounds, inner = (4, 3) if quick else (80, 5)
     for client in ("psycopg", "psycopg2"):
         bench = f"{client} connect+close (loopback PostgreSQL)"
         fn = _connect_fn(client)
@@ -170,13 +249,67 @@ def postgres(out: Output, sdk: bool, quick: bool) -> None:
             ]
         variants = [Variant("unpatched", fn), *ours, *_anchors(client, sdk, out, group, bench)]
         variants = _check(variants, client, out, group, bench)
-        samples = interleave(variants, rounds, inner)
-        targets = {
-            v.name: ("ratio <= 1.005", lambda r: r.ratio_median <= 1.005)
-            for v in ours
-        }
-        out.emit(compare(group, bench, samples, "unpatched", inner, targets),
-                 f"== {group}: {bench}")
+        samples = interleave(variants, rounds, inner, per_call=True)
+        rows = compare(group, bench, samples, "unpatched", inner)
+        for row in rows:
+            if row.variant.startswith("ours"):
+                row.target = "ratio <= 1.005 (direct: 95% CI below)"
+                row.met = direct_verdict(row)
+        out.emit(rows, f"== {group}: {bench} (per sample: median of {inner} connects)")
+        kept = [v for v in ours if v in variants]
+        out.emit(derived(client, kept, [r for r in rows if r.variant.startswith("ours")],
+                         rounds if quick else 30, group),
+                 f"== {group}: {client} connect, derived ratio")
+
+
+def asyncpg_connect(out: Output, sdk: bool, quick: bool) -> None:
+    """asyncpg ``connect()`` + ``close()`` on one event loop (no anchor: none is named)."""
+    import asyncio
+
+    try:
+        import asyncpg
+    except ImportError as exc:
+        out.skip("connect", "asyncpg", f"not installed ({exc})")
+        return
+    group = "connect-sdk" if sdk else "connect"
+    bench = "asyncpg connect+close (loopback PostgreSQL)"
+    rounds, inner = (4, 3) if quick else (60, 5)
+    loop = asyncio.new_event_loop()
+
+    async def once() -> str:
+        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres",
+                                     database="test")
+        try:
+            return str(await conn.fetchval(APPNAME_SQL))
+        finally:
+            await conn.close()
+
+    async def plain() -> None:
+        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres",
+                                     database="test")
+        await conn.close()
+
+    def fn() -> None:
+        loop.run_until_complete(plain())
+
+    if sdk:
+        ours = [Variant("ours, spans on (SDK, no exporter)", fn, _ours(True, "asyncpg"), _off)]
+    else:
+        ours = [Variant("ours, spans off", fn, _ours(False, "asyncpg"), _off),
+                Variant("ours, spans on (API only)", fn, _ours(True, "asyncpg"), _off)]
+    _ours(True, "asyncpg")()
+    seen = loop.run_until_complete(once())
+    _off()
+    if UA not in seen:
+        out.skip(group, bench, f"server saw {seen!r}, not our tag")
+        return
+    samples = interleave([Variant("unpatched", fn), *ours], rounds, inner, per_call=True)
+    rows = compare(group, bench, samples, "unpatched", inner)
+    for row in rows:
+        row.target = "ratio <= 1.005 (direct: 95% CI below)"
+        row.met = direct_verdict(row)
+    out.emit(rows, f"== {group}: {bench} (per sample: median of {inner} connects)")
+    loop.close()
 
 
 def http(out: Output, quick: bool) -> None:
@@ -240,6 +373,7 @@ def main() -> None:
         sdk_providers()
     os.environ.pop("PGAPPNAME", None)
     postgres(out, sdk, args.quick)
+    asyncpg_connect(out, sdk, args.quick)
     if not sdk:
         http(out, args.quick)
     out.save()

@@ -1,8 +1,10 @@
 """1. Wrapper cost per call, isolated from I/O (issue 9 §1, issue 7 spans variants).
 
-Run twice by the runner, because the OpenTelemetry tracer provider can be set only
-once per process: ``--otel api`` (no SDK: the API's non-recording spans) and
-``--otel sdk`` (SDK ``TracerProvider`` + ``MeterProvider``, no exporter, no reader).
+Run three times by the runner, because the OpenTelemetry providers can be set only
+once per process: ``--otel api`` (no SDK: the API's non-recording spans),
+``--otel sdk`` (SDK ``TracerProvider``, no processor, no exporter) and
+``--otel sdk-metrics`` (that plus the SDK ``MeterProvider`` with no reader, so our
+``ua_autotag.connections`` counter records as well).
 
 Synthetic integration (``noio``, declared like a real one, wrapped by the real
 registry through the real post-import hook) around a client that does no I/O:
@@ -46,10 +48,10 @@ from ua_autotag.carriers import merge_tokens
 def main() -> None:
     args = arguments(__doc__ or "")
     out = Output(args.json_out)
-    sdk = args.otel == "sdk"
+    sdk = args.otel != "api"
     rounds, inner = (6, 300) if args.quick else (40, 2000)
     if sdk:
-        sdk_providers()
+        sdk_providers(with_metrics=args.otel == "sdk-metrics")
     sys.path.insert(0, str(HERE))
     import noio_integration
 
@@ -85,7 +87,11 @@ def main() -> None:
         return lambda: config._set_active(settings)
 
     restore = use(on)
-    spans_on = "ours, spans on (SDK, no exporter)" if sdk else "ours, spans on (API only)"
+    spans_on = {
+        "api": "ours, spans on (API only)",
+        "sdk": "ours, spans on (SDK, no exporter)",
+        "sdk-metrics": "ours, spans on (SDK + metrics SDK)",
+    }[args.otel]
     variants = [
         Variant("unpatched", lambda: original(**kw)),
         Variant("ours, spans off", lambda: patched(**kw), use(off), restore),
@@ -119,7 +125,7 @@ def main() -> None:
         "ours, not instrumented": "wrapper still installed, settings gone (after uninstrument "
         "a chained wrapper that cannot be removed degrades to this)",
     }
-    group = "wrapper-sdk" if sdk else "wrapper"
+    group = "wrapper" if not sdk else f"wrapper-{args.otel}"
     out.emit(
         compare(group, "noio connect()", samples, "unpatched", inner, targets, notes),
         f"== {group}: no-I/O connect(), per call ({args.otel})",
@@ -138,6 +144,10 @@ def main() -> None:
 
     import cases
 
+    if args.otel == "sdk-metrics":  # the counter's cost is shown on the synthetic call
+        ua_autotag.uninstrument()
+        out.save()
+        return
     for case in cases.collect(out, group):
         variants = [
             Variant("unpatched", case.fn, case.off),

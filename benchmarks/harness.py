@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import statistics
@@ -27,7 +28,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 HERE = Path(__file__).resolve().parent
 UA = "AcmePartner_DatEngProduct/3.5"
@@ -39,8 +40,8 @@ class Variant:
     """One way of running the same operation: ``fn`` is timed, ``inner`` times per sample.
 
     ``setup``/``teardown`` run (untimed) around each sample: they switch patches on
-    and off between samples, so all variants share one process and one round. After
-    ``setup`` one untimed call warms the state up (first-call caches, lazy imports),
+    and off between samples, so all variants share one process and one round. Before
+    each sample one untimed call warms the state up (first-call caches, lazy imports),
     for every variant alike: samples measure the steady state.
     """
 
@@ -75,11 +76,25 @@ class Row:
     ratio_q3: float
     rounds: int
     inner: int
+    ratio_ci: Tuple[float, float] = (float("nan"), float("nan"))
+    diff_ci: Tuple[float, float] = (float("nan"), float("nan"))
     target: Optional[str] = None
     met: Optional[bool] = None
     note: Optional[str] = None
     samples: List[float] = field(default_factory=list)
     base_samples: List[float] = field(default_factory=list)
+
+
+def median_ci(values: Sequence[float]) -> Tuple[float, float]:
+    """Distribution-free ~95 % confidence interval of the median (order statistics)."""
+    n = len(values)
+    if n < 6:
+        return float("nan"), float("nan")
+    ordered = sorted(values)
+    half = 0.98 * math.sqrt(n)
+    low = max(0, math.floor(n / 2 - half))
+    high = min(n - 1, math.ceil(n / 2 + half))
+    return ordered[low], ordered[high]
 
 
 def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
@@ -98,11 +113,15 @@ def interleave(
     warmup: int = 1,
     seed: int = 20261125,
     timer: Callable[[], int] = time.perf_counter_ns,
+    per_call: bool = False,
 ) -> Dict[str, List[float]]:
     """Per variant, ``rounds`` samples of seconds per call (``inner`` calls each).
 
     Each round runs every variant once in a new random order (fixed seed: the same
     orders on every run). ``warmup`` untimed rounds come first (caches, lazy imports).
+    ``per_call`` (for I/O-bound calls of milliseconds) times each call and keeps the
+    sample's median call instead of the mean: one scheduling hiccup of the shared
+    machine then does not move the sample.
     """
     rng = random.Random(seed)
     out: Dict[str, List[float]] = {v.name: [] for v in variants}
@@ -114,12 +133,19 @@ def interleave(
                 variant.setup()
             fn = variant.fn
             try:
-                if variant.setup is not None:
-                    fn()
-                start = timer()
-                for _ in range(inner):
-                    fn()
-                elapsed = timer() - start
+                fn()  # untimed: the state just switched; every variant alike
+                if per_call:
+                    times = []
+                    for _ in range(inner):
+                        start = timer()
+                        fn()
+                        times.append(timer() - start)
+                    elapsed = statistics.median(times) * inner
+                else:
+                    start = timer()
+                    for _ in range(inner):
+                        fn()
+                    elapsed = timer() - start
             finally:
                 if variant.teardown is not None:
                     variant.teardown()
@@ -165,6 +191,8 @@ def compare(
             ratio_q3=r3,
             rounds=len(values),
             inner=inner,
+            ratio_ci=median_ci(ratios),
+            diff_ci=median_ci(diffs),
             samples=values,
             base_samples=base,
         )
@@ -190,13 +218,14 @@ def fmt_time(seconds: float) -> str:
 
 
 def fmt_row(row: Row) -> str:
-    verdict = "" if row.met is None else ("  MET" if row.met else "  MISSED")
+    verdict = "  UNRESOLVED" if row.met is None else ("  MET" if row.met else "  MISSED")
     target = f"  [target: {row.target}]{verdict}" if row.target else ""
     return (
         f"  {row.variant:<34} {fmt_time(row.median):>10}  vs {row.baseline}"
         f" {fmt_time(row.base_median)}: diff {fmt_time(row.diff_median):>10}"
         f" (IQR {fmt_time(row.diff_q1)} .. {fmt_time(row.diff_q3)}),"
-        f" ratio {row.ratio_median:.4f} (IQR {row.ratio_q1:.4f} .. {row.ratio_q3:.4f}),"
+        f" ratio {row.ratio_median:.4f} (IQR {row.ratio_q1:.4f} .. {row.ratio_q3:.4f},"
+        f" 95% CI {row.ratio_ci[0]:.4f} .. {row.ratio_ci[1]:.4f}),"
         f" n={row.rounds}x{row.inner}{target}"
     )
 
@@ -247,7 +276,8 @@ def arguments(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="few rounds: a smoke run")
     parser.add_argument("--json-out", help="append results to this JSON file (runner use)")
-    parser.add_argument("--otel", choices=("api", "sdk"), default="api")
+    parser.add_argument("--otel", choices=("api", "sdk", "sdk-metrics"), default="api",
+                        help="no OpenTelemetry SDK / SDK tracer / SDK tracer + meter")
     return parser.parse_args()
 
 
@@ -276,18 +306,23 @@ def run_python(code: str, env: Optional[Dict[str, str]] = None) -> str:
     return done.stdout.strip()
 
 
-def sdk_providers() -> None:
-    """Install the OpenTelemetry SDK tracer and meter providers, with no exporter/reader.
+def sdk_providers(with_metrics: bool = False) -> None:
+    """Install the OpenTelemetry SDK ``TracerProvider`` (no span processor/exporter).
 
     What an application that configured the SDK but exports nothing pays for: real
-    recording spans and counters, nothing shipped. Once per process (OTel rule).
+    recording spans, nothing shipped. ``with_metrics`` also installs the SDK
+    ``MeterProvider`` (no reader), so our ``ua_autotag.connections`` counter records
+    too. Once per process (an OpenTelemetry rule).
     """
-    from opentelemetry import metrics, trace
-    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
 
     trace.set_tracer_provider(TracerProvider())
-    metrics.set_meter_provider(MeterProvider())
+    if with_metrics:
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+
+        metrics.set_meter_provider(MeterProvider())
 
 
 def set_settings(**changes: Any) -> Any:

@@ -34,6 +34,7 @@ from harness import clean_env, fmt_time  # noqa: E402
 STEPS = [
     ("wrapper", ["bench_wrapper.py", "--otel", "api"]),
     ("wrapper-sdk", ["bench_wrapper.py", "--otel", "sdk"]),
+    ("wrapper-sdk-metrics", ["bench_wrapper.py", "--otel", "sdk-metrics"]),
     ("connect", ["bench_connect.py", "--otel", "api"]),
     ("connect-sdk", ["bench_connect.py", "--otel", "sdk"]),
     ("import", ["bench_import.py"]),
@@ -131,6 +132,12 @@ def ratio(value: float) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.4f}"
 
 
+def ci(pair: Any) -> str:
+    if not pair or any(v is None or math.isnan(v) for v in pair):
+        return "-"
+    return f"{pair[0]:.3f}..{pair[1]:.3f}"
+
+
 def table(meta: Dict[str, Any], steps: Dict[str, Dict[str, Any]]) -> str:
     """The short text table: one line per comparison, then memory, skips, verdicts."""
     lines = [
@@ -144,21 +151,22 @@ def table(meta: Dict[str, Any], steps: Dict[str, Dict[str, Any]]) -> str:
         "",
     ]
     header = (f"{'benchmark':<58} {'variant':<40} {'median':>10} {'baseline':>10} "
-              f"{'diff':>10} {'[q1 .. q3]':>23} {'ratio':>7}  target")
+              f"{'diff':>10} {'[q1 .. q3]':>23} {'ratio':>7} {'95% CI':>15}  target")
     lines += [header, "-" * len(header)]
     verdicts = []
     for data in steps.values():
         for row in data["rows"]:
             verdict = ""
             if row.get("target"):
-                verdict = f"{row['target']}: {'MET' if row['met'] else 'MISSED'}"
+                state = {True: "MET", False: "MISSED", None: "UNRESOLVED"}[row["met"]]
+                verdict = f"{row['target']}: {state}"
                 verdicts.append((row, verdict))
             spread = f"[{fmt_time(row['diff_q1'])} .. {fmt_time(row['diff_q3'])}]"
             lines.append(
                 f"{(row['group'] + ' ' + row['bench'])[:58]:<58} {row['variant'][:40]:<40} "
                 f"{fmt_time(row['median']):>10} {fmt_time(row['base_median']):>10} "
                 f"{fmt_time(row['diff_median']):>10} {spread:>23} "
-                f"{ratio(row['ratio_median']):>7}  {verdict}"
+                f"{ratio(row['ratio_median']):>7} {ci(row.get('ratio_ci')):>15}  {verdict}"
             )
         for mem in data.get("extra", {}).get("memory", []):
             if "net_bytes" in mem:
@@ -178,8 +186,12 @@ def table(meta: Dict[str, Any], steps: Dict[str, Dict[str, Any]]) -> str:
     if failed:
         lines += ["", f"FAILED steps: {', '.join(failed)}"]
     missed = [(r, v) for r, v in verdicts if v.endswith("MISSED")]
-    lines += ["", f"targets: {len(verdicts) - len(missed)} met, {len(missed)} missed"]
+    unresolved = [(r, v) for r, v in verdicts if v.endswith("UNRESOLVED")]
+    met = len(verdicts) - len(missed) - len(unresolved)
+    lines += ["", f"targets: {met} met, {len(missed)} missed, {len(unresolved)} unresolved "
+              "(95% CI straddles the target)"]
     lines += [f"  missed: {r['group']} {r['bench']} / {r['variant']} ({v})" for r, v in missed]
+    lines += [f"  unresolved: {r['group']} {r['bench']} / {r['variant']}" for r, v in unresolved]
     took = sum(d["seconds"] for d in steps.values())
     lines.append(f"total time {took:.0f} s; load average at end "
                  + ", ".join(f"{x:.2f}" for x in meta.get("load_average_end", ())))

@@ -211,6 +211,22 @@ def test_default_channel_builder_subclass(sc: SparkConnectPeer) -> None:
     assert_user_part(sc, f"tuned/4 {UA}")
 
 
+class _PrefixingBuilder(_InsecureBuilder):
+    """A builder overriding ``userAgent`` itself, on top of pyspark's value."""
+
+    @property
+    def userAgent(self) -> str:
+        return "platform/9 " + super().userAgent
+
+
+def test_channel_builder_overriding_user_agent_through_super(sc: SparkConnectPeer) -> None:
+    """An override that reads ``super().userAgent`` is tagged (one that does not, is not)."""
+    ua_autotag.instrument(UA)
+    builder = _PrefixingBuilder(f"127.0.0.1:{sc.port}", user_agent="tool/3")
+    _act(_session(SparkSession.builder.channelBuilder(builder)))
+    assert_user_part(sc, f"platform/9 tool/3 {UA}")
+
+
 def test_bare_spark_connect_client(sc: SparkConnectPeer) -> None:
     """The lowest public layer: ``SparkConnectClient`` without a SparkSession."""
     ua_autotag.instrument(UA)

@@ -15,7 +15,7 @@ databricks-session databricks-sdk/<v>"``. We merge ours into the app's part only
 keeping Databricks' own markers whatever the mode, so the value sent reads
 exactly as if the app had called ``.userAgent("<app> <ours>")``:
 ``"<app> <ours> databricks-session databricks-sdk/<v> dbconnect/<v> spark/<v> ..."``.
-The builder is then marked so that the ``spark_connect`` getter leaves it alone.
+The builder is marked so that the ``spark_connect`` getter leaves it alone.
 The value is the one in force when the session is created (this runs inside
 ``getOrCreate()``/``create()``); a session Databricks Connect returns from its own
 cache keeps the value it was created with.
@@ -42,20 +42,26 @@ def split_app_part(value: str) -> Tuple[str, str]:
 
 
 def _merge(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Tuple[Any, Any]:
-    """``DatabricksChannelBuilder.__init__(config, user_agent="", ...)``: merge ours in."""
-    current = args[1] if len(args) > 1 else kwargs.get("user_agent", "")
+    """``DatabricksChannelBuilder.__init__(config, user_agent="", ...)``: merge ours in.
+
+    Only a ``user_agent`` the caller passed is rewritten (DatabricksSession always
+    passes it): adding an argument a version may not accept would break its call.
+    The builder is then marked so that the ``spark_connect`` getter leaves it alone.
+    """
+    if len(args) > 1:
+        current = args[1]
+    elif "user_agent" in kwargs:
+        current = kwargs["user_agent"]
+    else:
+        return args, kwargs  # the spark_connect getter tags it
     app, own = split_app_part(str(current or ""))
     merged = merge_user_part(app, tag.ua.render(CARRIER), tag.mode, own) + own
     if len(args) > 1:
         args = (args[0], merged, *args[2:])
     else:
         kwargs = {**kwargs, "user_agent": merged}
-    return args, kwargs
-
-
-def _mark(tag: Tag, instance: Any, args: Any, kwargs: Any, result: Any) -> Any:
     setattr(instance, MERGED, True)
-    return result
+    return args, kwargs
 
 
 INTEGRATION = Integration(
@@ -68,7 +74,6 @@ INTEGRATION = Integration(
             "databricks.connect.auth",
             "DatabricksChannelBuilder.__init__",
             before=_merge,
-            after=_mark,
         ),
     ),
 )

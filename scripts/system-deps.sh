@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # System pieces the test suite drives for real: unixODBC + the SQLite ODBC driver (PyODBC),
-# psql (launcher tests), Java (JDBC), and the local PostgreSQL server on 127.0.0.1:5432.
+# psql (launcher tests), a JDK (the JDBC tests compile a recording driver), and the local PostgreSQL server on 127.0.0.1:5432.
 # Idempotent; installs only what is missing. Needs root for apt-get (CI and dev machines are).
 set -euo pipefail
 
@@ -9,6 +9,7 @@ command -v odbcinst >/dev/null 2>&1 || need+=(unixodbc odbcinst)
 [ -e /usr/lib/x86_64-linux-gnu/odbc/libsqlite3odbc.so ] || ls /usr/lib/*/odbc/libsqlite3odbc.so >/dev/null 2>&1 || need+=(libsqliteodbc)
 [ -e /usr/include/sql.h ] || need+=(unixodbc-dev)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v javac >/dev/null 2>&1 || need+=(openjdk-17-jdk-headless)  # JDBC tests compile a driver
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: installing ${need[*]}"

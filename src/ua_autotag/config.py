@@ -43,6 +43,8 @@ ENV = {
     "UA_AUTOTAG_STRICT": "true | false (default): raise instead of warn on bad configuration",
     "UA_AUTOTAG_LOG_LEVEL": "level of the 'ua_autotag' logger (DEBUG, INFO, WARNING...)",
     "UA_AUTOTAG_REST_HOSTS": "comma list of extra hosts whose REST calls are tagged",
+    "UA_AUTOTAG_ODBC_DRIVERS": "comma list of extra ODBC driver-name fragments meaning Databricks",
+    "UA_AUTOTAG_ODBC_DSNS": "comma list of ODBC DSN names meaning Databricks",
 }
 
 _TRUE = {"1", "true", "yes", "on"}

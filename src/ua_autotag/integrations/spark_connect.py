@@ -19,9 +19,14 @@ that property, so its getter is where we merge ours into the user part:
 The scoped override (``ua_autotag.user_agent(...)``) in force when the session is
 created wins for the whole session: ``SparkConnectClient.__init__`` records it on
 the session's channel builder, and the getter uses it for every later request,
-whatever thread or context sends them. That constructor also opens the one
-connect span per session (``db.system.name`` ``spark``; Spark Connect sends
-nothing until the first action, so the span covers creating the client).
+whatever thread or context sends them (a session made before ``instrument()``
+uses the configured value). That constructor also opens the one connect span per
+session (``db.system.name`` ``spark``; Spark Connect sends nothing until the first
+action, so the span covers creating the client).
+
+pyspark leaves ``client_type`` empty on its artifact requests (``AddArtifacts``,
+``ArtifactStatus``): channels built after ``instrument()`` get a gRPC interceptor
+that fills an empty ``client_type`` with the same value (never touching a set one).
 
 Limit: the client refuses a user part over 2048 characters after URL-quoting. Our
 value is at most 128 characters, so it always fits alone (checked at

@@ -37,7 +37,9 @@ warning is logged once (never cut, never an error in the application's call).
 
 from __future__ import annotations
 
+import functools
 import os
+import urllib.parse
 from typing import Any, Optional, Tuple
 
 from ua_autotag.carriers import merge_tokens
@@ -64,6 +66,7 @@ def caller_part(builder: Any) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=256)  # the same few values on every request of a process
 def merge_user_part(existing: Optional[str], ours: str, mode: str, tail: str = "") -> str:
     """Merge ``ours`` into a Spark Connect user part, within the client's limit.
 
@@ -72,8 +75,6 @@ def merge_user_part(existing: Optional[str], ours: str, mode: str, tail: str = "
     configuration error: the caller's value is what is long) when the result would
     exceed it; the registry then leaves the call untagged and warns once.
     """
-    import urllib.parse
-
     if existing == DEFAULT_USER_AGENT or not existing:
         existing = None
     merged = merge_tokens(existing, ours, mode)
@@ -121,8 +122,6 @@ def _target(client: Any, args: Any, kwargs: Any) -> Tuple[Optional[str], Optiona
     """Target of ``SparkConnectClient(connection, ...)`` before it runs (for failures)."""
     connection = args[0] if args else kwargs.get("connection")
     if isinstance(connection, str):
-        import urllib.parse
-
         if not connection.startswith("sc://"):
             return None, None
         url = urllib.parse.urlparse("http" + connection[2:])

@@ -72,7 +72,7 @@ def main() -> None:
     args = arguments(__doc__ or "")
     out = Output(args.json_out)
     group = "import"
-    rounds = 3 if args.quick else 25
+    rounds = 3 if args.quick else 16
 
     # 1 + 2: import ua_autotag; import wrapt; instrument()
     code = (
@@ -104,7 +104,7 @@ def main() -> None:
             "bare interpreter (context)": timed,
         }
         try:
-            data = series(variants, max(3, rounds // (3 if module == "databricks.sdk" else 1)))
+            data = series(variants, max(3, rounds // (2 if module == "databricks.sdk" else 1)))
         except RuntimeError as exc:
             out.skip(group, f"import {module}", str(exc)[:300])
             continue

@@ -5,6 +5,7 @@ order, same run:
 
 * ``python -c pass``                           bare interpreter (the baseline)
 * ``UA_AUTOTAG_USER_AGENT=... python -c "import ua_autotag"``  the one-liner
+* ``python -c "import wrapt"``                 context: what importing wrapt costs
 * ``ua-autotag run python -c pass``            our launcher (target <= bare + 40 ms)
 * ``opentelemetry-instrument python -c pass``  OpenTelemetry's launcher (anchor)
 * ``ddtrace-run python -c pass``               ddtrace's launcher (anchor)
@@ -47,6 +48,7 @@ def commands(out: Output) -> Dict[str, Tuple[List[str], Dict[str, str]]]:
     found: Dict[str, Tuple[List[str], Dict[str, str]]] = {
         "python -c pass": ([py, "-c", "pass"], base),
         "python -c 'import ua_autotag' (env set)": ([py, "-c", "import ua_autotag"], ours),
+        "python -c 'import wrapt' (context)": ([py, "-c", "import wrapt"], base),
     }
     cli = tool("ua-autotag")
     reason = None
@@ -114,6 +116,8 @@ def main() -> None:
     notes = {
         "python -c 'import ua_autotag' (env set)": "the one-liner: instruments from the "
         "environment at import (wrapt + registry, no client imported)",
+        "python -c 'import wrapt' (context)": "the floor of any wrapt-based activation "
+        "(wrapt 2.x imports asyncio and importlib.metadata)",
     }
     os.environ.pop("UA_AUTOTAG_USER_AGENT", None)
     out.emit(compare("launcher", "start-up of `-c pass`", samples, "python -c pass", 1,

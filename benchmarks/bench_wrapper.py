@@ -150,9 +150,9 @@ def main() -> None:
         return
     for case in cases.collect(out, group):
         variants = [
-            Variant("unpatched", case.fn, case.off),
-            Variant("ours, spans off", case.fn, case.on(False)),
-            Variant(spans_on, case.fn, case.on(True)),
+            Variant("unpatched", case.fn, case.off, case.after),
+            Variant("ours, spans off", case.fn, case.on(False), case.after),
+            Variant(spans_on, case.fn, case.on(True), case.after),
         ]
         n = max(10, inner // case.weight)
         samples = interleave(variants, rounds, n)

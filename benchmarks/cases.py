@@ -47,6 +47,8 @@ class Case:
     weight: int = 1  # inner-loop divisor (the call is ~weight times a no-I/O call)
     note: Optional[str] = None
     cleanup: Optional[Callable[[], None]] = None
+    #: after each sample, untimed (e.g. close what the sample opened)
+    after: Optional[Callable[[], None]] = None
 
     def on(self, spans: bool) -> Callable[[], None]:
         return lambda: ua_autotag.instrument(UA, integrations=[self.integration], spans=spans)
@@ -191,10 +193,18 @@ def _spark_builder() -> Case:
 def _spark_session() -> Case:
     from pyspark.sql.connect.client.core import SparkConnectClient
 
+    opened: List[Any] = []
+
     def call() -> Any:
         client = SparkConnectClient("sc://127.0.0.1:15002/;user_agent=app")
-        client._channel.close()
+        opened.append(client)
         return client
+
+    def close_all() -> None:
+        # the public close(), untimed. (Closing only client._channel, with our gRPC
+        # interceptor in place, made the interpreter segfault at exit.)
+        while opened:
+            opened.pop().close()
 
     return Case(
         "spark_connect SparkConnectClient() session creation",
@@ -202,7 +212,9 @@ def _spark_session() -> Case:
         call,
         lambda client: UA in client._builder.userAgent,
         weight=200,
-        note="real session-client construction (gRPC channel is lazy: no I/O)",
+        note="real session-client construction (gRPC channel is lazy: no I/O); "
+        "closed after each sample, untimed",
+        after=close_all,
     )
 
 
@@ -350,6 +362,8 @@ def collect(out: Output, group: str) -> Iterator[Case]:
                 if state.state != "patched":
                     raise RuntimeError(f"integration state {state.state}: {state.reason}")
                 result = case.fn()
+                if case.after is not None:
+                    case.after()
                 if not case.check(result):
                     raise RuntimeError(f"patched call did not carry our value: {result!r:.200}")
                 ua_autotag.uninstrument()

@@ -76,7 +76,9 @@ def _before_connect(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Any:
 INTEGRATION = Integration(
     name="asyncpg",
     distributions=("asyncpg",),
-    supported=">=0.27,<1",
+    # 0.27/0.28 pools open every connection after the first through _connect_addr with the
+    # first one's parameters: no tag if instrumented later, scoped values ignored, no span
+    supported=">=0.29,<1",
     system="postgresql",
     patches=(
         Patch("asyncpg.connect_utils", "_connect", before=_before_connect, span=True),

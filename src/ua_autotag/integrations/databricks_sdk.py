@@ -223,10 +223,11 @@ def _note_client(tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[st
 INTEGRATION = Integration(
     name="databricks_sdk",
     distributions=("databricks-sdk",),
-    # _BaseClient (with _user_agent_base) since about 0.30; verified on 0.162 only. If
-    # _BaseClient or the Config.user_agent property is missing, setup fails and the
-    # integration reports "failed" with the client untouched.
-    supported=">=0.30,<1",
+    # _BaseClient (with _user_agent_base) since 0.34 (before it, ApiClient held the
+    # header); verified on 0.34 and 0.162 (``nox -s matrix``). If _BaseClient or the
+    # Config.user_agent property is missing, setup fails and the integration reports
+    # "failed" with the client untouched.
+    supported=">=0.34,<1",
     system="databricks",
     patches=(
         Patch("databricks.sdk", "WorkspaceClient.__init__", span=True, target=_client_target),

@@ -116,9 +116,9 @@ def target(instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Optional[str], An
 INTEGRATION = Integration(
     name="databricks_sql",
     distributions=("databricks-sql-connector",),
-    # user_agent_entry read first (``_user_agent_entry`` deprecated) throughout 4.x;
-    # verified on 4.9 only.
-    supported=">=4.0,<5",
+    # user_agent_entry read first (``_user_agent_entry`` deprecated) from 4.0.2 on; 4.0.0
+    # reads only ``_user_agent_entry``. Verified on 4.0.2 and 4.9 (``nox -s matrix``).
+    supported=">=4.0.2,<5",
     system="databricks",
     patches=(
         Patch("databricks.sql.client", "Connection.__init__", before=_tag_entry,

@@ -88,7 +88,11 @@ def test_client_built_after_instrument_tags_every_request(peer: HeaderRecorder) 
     w = workspace(peer)
     w.current_user.me()
     paths = [r.path for r in peer.requests]
-    assert WELL_KNOWN in paths and ME in paths  # the Config() probe and the API call
+    assert ME in paths
+    from databricks.sdk.config import Config
+
+    if hasattr(Config, "_resolve_host_metadata"):  # SDKs with the Config() probe (0.100+)
+        assert WELL_KNOWN in paths
     for recorded in peer.requests:
         assert recorded.user_agent is not None
         assert recorded.user_agent.split().count(UA) == 1, recorded
@@ -285,6 +289,8 @@ def grpc_peer(tmp_path: Any) -> Iterator[Any]:
     The SDK's ``open_channel`` always uses TLS with the default roots; the client
     process trusts our self-signed certificate via ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH``.
     """
+    pytest.importorskip("databricks.sdk.mixins._grpc_transport",
+                        reason="this SDK has no gRPC transport (the version matrix runs 0.34)")
     import datetime
     from concurrent import futures
 
@@ -385,7 +391,7 @@ def test_status_shows_the_supported_range() -> None:
 
     ua_autotag.instrument(UA, integrations=SDK)
     row = ua_autotag.status()["databricks_sdk"]
-    assert (row.state, row.version, row.supported) == ("patched", sdk_version(), ">=0.30,<1")
+    assert (row.state, row.version, row.supported) == ("patched", sdk_version(), ">=0.34,<1")
 
 
 def test_failed_client_gives_one_error_span_and_the_original_exception(
@@ -407,9 +413,10 @@ def test_failed_client_gives_one_error_span_and_the_original_exception(
     text = json.dumps(dict(span.attributes)) + json.dumps([dict(e.attributes) for e in span.events])
     assert TOKEN not in text and "dapi" not in text
     assert "oauth-m2m" in str(info.value)  # the SDK's own message, unchanged
-    # the peer saw the SDK's probes, tagged
-    assert peer.requests and all(r.user_agent is not None and r.user_agent.split().count(UA) == 1
-                                 for r in peer.requests if r.user_agent)
+    # the peer saw the SDK's probes, tagged (older SDKs send the OIDC discovery with plain
+    # requests, without the SDK's User-Agent: not the SDK's header, so not ours to tag)
+    assert peer.requests and all(r.user_agent.split().count(UA) == 1 for r in peer.requests
+                                 if r.user_agent and "databricks-sdk-py/" in r.user_agent)
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,11 @@ import os
 import subprocess
 import sys
 import textwrap
+from importlib import metadata
 from typing import Any, Dict
 
 import pytest
+from packaging.version import Version
 
 import ua_autotag
 from ua_autotag.verify.http_peer import HeaderRecorder
@@ -26,13 +28,35 @@ URL = f"databricks://token:{TOKEN}@127.0.0.1?http_path=/x"
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
+# The version matrix runs older dialects too. Before 2.0.10 the dialect marks only
+# ``_user_agent_entry``: a caller's ``user_agent_entry`` goes to the connector (which reads
+# it first) unmarked. 1.x (the dialect for SQLAlchemy 1.4) marks a missing entry as a bare
+# "sqlalchemy", written back into the engine's connect parameters, so every later connect
+# of the same engine adds the marker again ("sqlalchemy + sqlalchemy").
+DIALECT = Version(metadata.version("databricks-sqlalchemy"))
+MARKS_ENTRY = DIALECT.release >= (2, 0, 10)
+DIALECT_1 = DIALECT.major < 2
+#: connector 4.0.x: no SEA backend, and a 404 on OpenSession is retried for a minute
+CONNECTOR_4_0 = Version(metadata.version("databricks-sql-connector")).release < (4, 1)
+
+
+@pytest.fixture
+def http_peer(http_peer: HeaderRecorder) -> HeaderRecorder:
+    """The shared peer; answering 501 (never retried) for a 4.0 connector."""
+    if CONNECTOR_4_0:
+        http_peer.default = (501, {"error_code": "NOT_IMPLEMENTED"})
+    return http_peer
+
 
 def header(entry: str) -> str:
     from databricks.sql import __version__
-    from databricks.sql.common.agent import detect
 
-    agent = detect()
     text = f"PyDatabricksSqlConnector/{__version__} ({entry})"
+    try:
+        from databricks.sql.common.agent import detect
+    except ImportError:  # connectors before agent detection (the version matrix runs 4.0)
+        return text
+    agent = detect()
     return f"{text} agent/{agent}" if agent else text
 
 
@@ -57,11 +81,13 @@ def connect_fails(eng: Any) -> None:
 def test_engine_created_before_instrument(http_peer: HeaderRecorder) -> None:
     eng = engine(http_peer)
     connect_fails(eng)
-    assert http_peer.user_agents("/x") == [header("sqlalchemy + ")]  # the dialect's own
+    own = "sqlalchemy" if DIALECT_1 else "sqlalchemy + "
+    assert http_peer.user_agents("/x") == [header(own)]  # the dialect's own
     ua_autotag.instrument(UA, integrations=SQL)
     http_peer.clear()
     connect_fails(eng)
-    assert http_peer.user_agents("/x") == [header(f"sqlalchemy + {UA}")]
+    marker = "sqlalchemy + sqlalchemy" if DIALECT_1 else "sqlalchemy +"
+    assert http_peer.user_agents("/x") == [header(f"{marker} {UA}")]
 
 
 def test_engine_created_after_instrument(http_peer: HeaderRecorder) -> None:
@@ -86,9 +112,12 @@ def test_modes_with_a_caller_entry(
 ) -> None:
     ua_autotag.instrument(UA, integrations=SQL, mode=mode)
     connect_fails(engine(http_peer, **connect_args))
+    if not MARKS_ENTRY and "user_agent_entry" in connect_args:
+        expected = expected.replace("sqlalchemy + ", "", 1)  # the dialect marks it not
     assert http_peer.user_agents("/x") == [header(expected)]
 
 
+@pytest.mark.skipif(CONNECTOR_4_0, reason="this connector has no SEA backend (4.1+)")
 def test_sea_through_the_dialect(http_peer: HeaderRecorder) -> None:
     import sqlalchemy
 
@@ -100,8 +129,9 @@ def test_sea_through_the_dialect(http_peer: HeaderRecorder) -> None:
         "user_agent_entry": "MyApp/1.0",
     })
     connect_fails(eng)
+    marker = "sqlalchemy + " if MARKS_ENTRY else ""
     assert http_peer.user_agents("/api/2.0/sql/sessions") == [
-        header(f"sqlalchemy + MyApp/1.0 {UA}")
+        header(f"{marker}MyApp/1.0 {UA}")
     ]
 
 
@@ -113,8 +143,9 @@ def test_one_span_per_connection(http_peer: HeaderRecorder, spans: Any) -> None:
     finished = [s for s in spans.get_finished_spans()
                 if s.attributes.get("ua_autotag.integration") == "databricks_sql"]
     assert len(finished) == 2  # two connection attempts, two spans, no layer doubled
-    for span in finished:
-        assert span.attributes["user_agent.original"] == header(f"sqlalchemy + {UA}")
+    markers = ["sqlalchemy +", "sqlalchemy + sqlalchemy" if DIALECT_1 else "sqlalchemy +"]
+    for span, marker in zip(finished, markers):
+        assert span.attributes["user_agent.original"] == header(f"{marker} {UA}")
         assert span.attributes["server.port"] == http_peer.port
         text = json.dumps(dict(span.attributes)) + json.dumps(
             [dict(e.attributes) for e in span.events])

@@ -355,8 +355,11 @@ def test_one_client_span_per_session_without_secrets(sc: SparkConnectPeer, spans
     spark = _session(SparkSession.builder.remote(f"{sc.url}/;user_agent=app%2F1"))
     _act(spark)
     _act(spark)
-    finished = [s for s in spans.get_finished_spans()
-                if s.attributes.get("ua_autotag.integration") == "spark_connect"]
+    finished = [
+        s
+        for s in spans.get_finished_spans()
+        if s.attributes.get("ua_autotag.integration") == "spark_connect"
+    ]
     assert len(finished) == 1
     span = finished[0]
     assert span.kind is SpanKind.CLIENT
@@ -419,8 +422,9 @@ def _run_child(tmp_path: Path, prelude: str, url: str, **env: str) -> None:
     script.write_text(CHILD.format(prelude=textwrap.dedent(prelude)))
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("UA_AUTOTAG_", "SPARK_"))}
     environ.update(env)
-    result = subprocess.run([sys.executable, str(script), url], env=environ,
-                            capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [sys.executable, str(script), url], env=environ, capture_output=True, text=True, timeout=180
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -437,8 +441,9 @@ def test_pyspark_imported_after_instrument_in_fresh_interpreter(
 
 
 def test_environment_one_liner_in_fresh_interpreter(sc: SparkConnectPeer, tmp_path: Path) -> None:
-    _run_child(tmp_path, "import ua_autotag", sc.url, UA_AUTOTAG_USER_AGENT=UA,
-               UA_AUTOTAG_MODE="append")
+    _run_child(
+        tmp_path, "import ua_autotag", sc.url, UA_AUTOTAG_USER_AGENT=UA, UA_AUTOTAG_MODE="append"
+    )
     assert_user_part(sc, UA)
 
 
@@ -465,3 +470,34 @@ def _pyspark_version() -> Optional[str]:
             continue
     metadata.version("databricks-connect")  # else: no Spark Connect client at all
     return None
+
+
+def test_rpc_on_a_closed_channel_fails_as_without_us(tmp_path: Path) -> None:
+    """The tag must not change how misuse fails: grpc raises, the interpreter survives.
+
+    (An earlier design intercepted the gRPC channel; grpc then segfaulted when a closed
+    intercepted channel was used, e.g. by pyspark's exit hook.)
+    """
+    script = tmp_path / "closed.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import ua_autotag
+        from ua_autotag.verify.spark_peer import SparkConnectPeer
+        ua_autotag.instrument({UA!r}, spans=False)
+        from pyspark.sql.connect.client.core import SparkConnectClient
+        with SparkConnectPeer() as peer:
+            client = SparkConnectClient(peer.url)
+            client._channel.close()  # private misuse: closed underneath the client
+            try:
+                client._artifact_manager.is_cached_artifact("x")
+            except Exception as exc:
+                print("raised", type(exc).__name__)
+            client._closed = True
+    """)
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("UA_AUTOTAG_")}
+    result = subprocess.run(
+        [sys.executable, str(script)], env=environ, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "raised" in result.stdout

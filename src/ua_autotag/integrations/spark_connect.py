@@ -25,7 +25,7 @@ session (``db.system.name`` ``spark``; Spark Connect sends nothing until the fir
 action, so the span covers creating the client).
 
 pyspark leaves ``client_type`` empty on its artifact requests (``AddArtifacts``,
-``ArtifactStatus``): channels built after ``instrument()`` get a gRPC interceptor
+``ArtifactStatus``): sessions created after ``instrument()`` get an artifact stub
 that fills an empty ``client_type`` with the same value (never touching a set one).
 
 Limit: the client refuses a user part over 2048 characters after URL-quoting. Our
@@ -42,6 +42,7 @@ import os
 import urllib.parse
 from typing import Any, Optional, Tuple
 
+from ua_autotag import config
 from ua_autotag.carriers import merge_tokens
 from ua_autotag.registry import Integration, Patch, Tag
 
@@ -133,6 +134,7 @@ def _on_session(tag: Tag, client: Any, args: Any, kwargs: Any, result: Any) -> A
     """``SparkConnectClient.__init__``: pin the value in force now to this session."""
     builder = client._builder
     setattr(builder, CAPTURED, tag.ua)
+    _fill_artifact_requests(client)
     address, port = target_of(builder)
     try:
         sent: Optional[str] = builder.userAgent
@@ -142,53 +144,48 @@ def _on_session(tag: Tag, client: Any, args: Any, kwargs: Any, result: Any) -> A
     return result
 
 
-def _fill_interceptor(builder: Any) -> Any:
-    """A gRPC interceptor filling an empty ``client_type`` with the builder's user agent.
+class _FillingStub:
+    """The artifact manager's stub, filling an empty ``client_type`` on its requests.
 
-    pyspark leaves ``client_type`` empty on its artifact requests (``AddArtifacts``,
-    ``ArtifactStatus``); every other request already carries ``builder.userAgent``.
-    Only empty fields are touched, and only while the integration is active.
+    pyspark leaves ``client_type`` empty on ``AddArtifacts`` / ``ArtifactStatus``;
+    every other request already carries ``builder.userAgent``. A set value is never
+    touched, and nothing is filled once the integration is off. This proxies the
+    stub (plain Python) rather than intercepting the gRPC channel: an intercepted
+    channel makes grpc crash the interpreter when it is used after being closed.
     """
-    import grpc
 
-    from ua_autotag import config
+    __slots__ = ("_builder", "_stub")
 
-    def fill(request: Any) -> Any:
+    def __init__(self, stub: Any, builder: Any) -> None:
+        self._stub = stub
+        self._builder = builder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stub, name)
+
+    def _fill(self, request: Any) -> Any:
         try:
             if not getattr(request, "client_type", True):
                 settings = config.active()
                 if settings is not None and settings.enabled("spark_connect"):
-                    request.client_type = builder.userAgent
+                    request.client_type = self._builder.userAgent
         except Exception:  # never break the request: it goes as the client built it
             pass
         return request
 
-    class FillClientType(
-        grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-        grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
-        grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
-        grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
-    ):
-        def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-            return continuation(details, fill(request))
+    def AddArtifacts(self, requests: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._stub.AddArtifacts((self._fill(r) for r in requests), *args, **kwargs)
 
-        def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-            return continuation(details, fill(request))
-
-        def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-            return continuation(details, (fill(r) for r in requests))
-
-        def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-            return continuation(details, (fill(r) for r in requests))
-
-    return FillClientType()
+    def ArtifactStatus(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._stub.ArtifactStatus(self._fill(request), *args, **kwargs)
 
 
-def _intercept(tag: Tag, builder: Any, args: Any, kwargs: Any, channel: Any) -> Any:
-    """``ChannelBuilder._insecure_channel`` / ``_secure_channel``: add the filler."""
-    import grpc
-
-    return grpc.intercept_channel(channel, _fill_interceptor(builder))
+def _fill_artifact_requests(client: Any) -> None:
+    """Give the session's artifact manager a stub that fills ``client_type``."""
+    manager: Any = getattr(client, "_artifact_manager", None)
+    stub = getattr(manager, "_stub", None)
+    if manager is not None and stub is not None and not isinstance(stub, _FillingStub):
+        manager._stub = _FillingStub(stub, client._builder)
 
 
 INTEGRATION = Integration(
@@ -198,8 +195,6 @@ INTEGRATION = Integration(
     system="spark",
     patches=(
         Patch(_CORE, "ChannelBuilder.userAgent", after=_tag_user_agent),
-        Patch(_CORE, "ChannelBuilder._insecure_channel", after=_intercept, optional=True),
-        Patch(_CORE, "ChannelBuilder._secure_channel", after=_intercept, optional=True),
         Patch(_CORE, "SparkConnectClient.__init__", after=_on_session, span=True, target=_target),
     ),
 )

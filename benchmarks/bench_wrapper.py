@@ -130,6 +130,13 @@ def main() -> None:
         compare(group, "noio connect()", samples, "unpatched", inner, targets, notes),
         f"== {group}: no-I/O connect(), per call ({args.otel})",
     )
+    if sdk:
+        rows = compare(group, "noio connect() vs the SDK span floor", samples,
+                       "otel span floor (SDK)", inner)
+        out.emit(
+            [r for r in rows if r.variant == spans_on],
+            f"== {group}: ours (spans on) beyond the SDK's own span floor",
+        )
     if not sdk:
         rows = compare(group, "noio connect() vs spans off", samples, "ours, spans off", inner)
         out.emit(

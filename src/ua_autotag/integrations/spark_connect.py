@@ -60,7 +60,10 @@ MERGED = "_ua_autotag_merged"
 
 def caller_part(builder: Any) -> str:
     """The user part as the client computes it (parameter > env > default)."""
-    params = getattr(builder, "_params", None) or {}
+    params = getattr(builder, "_params", None)
+    if params is None:  # pyspark 3.5 keeps the connection parameters in ``params``
+        params = getattr(builder, "params", None)
+    params = params or {}
     value = params.get("user_agent")
     if value is None:
         value = os.environ.get("SPARK_CONNECT_USER_AGENT", DEFAULT_USER_AGENT)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
@@ -51,6 +53,90 @@ def bench(session: nox.Session) -> None:
         "ddtrace",
     )
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+#: The version matrix: the oldest and the newest supported release of each client, as
+#: (id, Python, pip requirements, test files under tests/integrations). The oldest is the
+#: floor of the integration's ``supported=`` range, or the first release in it that works
+#: on Python 3.11 (plus the floor itself on the oldest Python it installs on); the newest
+#: is the latest release inside the range when this was written: bump those pins when a
+#: client releases. Companions are pinned to what the client needs.
+def _interpreter(version: str) -> str:
+    """``version``, or a pyenv-installed interpreter of it (pyenv's shims answer only for
+    the selected versions, so nox would not find an unselected one)."""
+    found = sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))
+    return str(found[-1]) if found else version
+
+
+MATRIX = [
+    ("asyncpg-0.29.0", PYTHON, ["asyncpg==0.29.0"], ["test_asyncpg.py"]),
+    ("asyncpg-0.32.0", PYTHON, ["asyncpg==0.32.0"], ["test_asyncpg.py"]),
+    # psycopg 3.1.0 predates psycopg-binary (3.1.4): pure Python over the system libpq
+    ("psycopg-3.1.0", PYTHON, ["psycopg==3.1", "psycopg-pool==3.1"], ["test_psycopg.py"]),
+    ("psycopg-3.3.9", PYTHON, ["psycopg[binary]==3.3.9", "psycopg-pool==3.3.3"],
+     ["test_psycopg.py"]),
+    # psycopg2 < 2.9.2 does not import on Python 3.11 (2.8.0-2.8.5 do not even compile on
+    # 3.10+): the 2.8 floor runs on Python 3.9, 2.9.2 (built from source: no 3.11 wheel
+    # before 2.9.5) is the floor on 3.11
+    ("psycopg2-2.8-py3.9", _interpreter("3.9"), ["psycopg2==2.8"], ["test_psycopg2.py"]),
+    ("psycopg2-2.9.2", PYTHON, ["psycopg2==2.9.2"], ["test_psycopg2.py"]),
+    ("psycopg2-binary-2.9.13", PYTHON, ["psycopg2-binary==2.9.13"], ["test_psycopg2.py"]),
+    # SQLAlchemy over the PostgreSQL drivers and the databricks dialect (databricks-sqlalchemy
+    # 1.x is the dialect for SQLAlchemy 1.4; SQLAlchemy 1.4 has no psycopg 3 dialect)
+    (
+        "sqlalchemy-1.4.0", PYTHON,
+        ["sqlalchemy==1.4.0", "databricks-sqlalchemy==1.0.5", "databricks-sql-connector==4.9.0",
+         "psycopg[binary]", "psycopg-pool", "psycopg2-binary", "asyncpg"],
+        ["test_sqlalchemy_postgres.py", "test_databricks_sqlalchemy.py"],
+    ),
+    (
+        "sqlalchemy-2.1.9", PYTHON,
+        ["sqlalchemy==2.1.9", "databricks-sqlalchemy==2.0.10", "databricks-sql-connector==4.9.0",
+         "psycopg[binary]", "psycopg-pool", "psycopg2-binary", "asyncpg"],
+        ["test_sqlalchemy_postgres.py", "test_databricks_sqlalchemy.py"],
+    ),
+    # 4.0.2: 4.0.0 reads only _user_agent_entry (there is no 4.0.1); 2.0.9 is the last
+    # databricks-sqlalchemy that accepts a 4.0 connector
+    (
+        "databricks-sql-connector-4.0.2", PYTHON,
+        ["databricks-sql-connector==4.0.2", "databricks-sqlalchemy==2.0.9"],
+        ["test_databricks_sql.py", "test_databricks_sqlalchemy.py"],
+    ),
+    (
+        "databricks-sql-connector-4.9.0", PYTHON,
+        ["databricks-sql-connector==4.9.0", "databricks-sqlalchemy==2.0.10"],
+        ["test_databricks_sql.py", "test_databricks_sqlalchemy.py"],
+    ),
+    # 0.34: _BaseClient, where the integration sets the header, came in 0.34; grpcio and
+    # cryptography for the gRPC transport test (its TLS peer)
+    ("databricks-sdk-0.34.0", PYTHON, ["databricks-sdk==0.34.0", "grpcio", "cryptography"],
+     ["test_databricks_sdk.py"]),
+    ("databricks-sdk-0.162.0", PYTHON, ["databricks-sdk==0.162.0", "grpcio", "cryptography"],
+     ["test_databricks_sdk.py"]),
+    # Spark Connect from pyspark-client (4.0+); pyspark 3.5 runs in the dbconnect session
+    # (Databricks Connect's bundled copy) only: the plain 3.5 protocol lacks fields the
+    # test peer answers with, and the tests build 4.0-only channel builders
+    ("pyspark-client-4.0.0", PYTHON, ["pyspark-client==4.0.0"], ["test_spark_connect.py"]),
+    ("pyspark-client-4.2.0", PYTHON, ["pyspark-client==4.2.0"], ["test_spark_connect.py"]),
+]
+
+
+@nox.session
+@nox.parametrize(
+    "python, requirements, test_files",
+    [(python, reqs, files) for _, python, reqs, files in MATRIX],
+    ids=[name for name, _, _, _ in MATRIX],
+)
+def matrix(session: nox.Session, requirements: list[str], test_files: list[str]) -> None:
+    """Integration tests against the oldest and newest supported release of each client.
+
+    One virtualenv per entry (reused between runs): ``nox -s matrix`` runs them all,
+    ``nox -s "matrix(asyncpg-0.29.0)"`` one; options after ``--`` go to pytest.
+    """
+    session.run("bash", "scripts/system-deps.sh", external=True)
+    session.install("-e", ".[test]", *requirements)
+    session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
+    session.run("pytest", *(f"tests/integrations/{f}" for f in test_files), *session.posargs)
 
 
 @nox.session(python=PYTHON)

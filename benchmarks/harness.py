@@ -18,6 +18,7 @@ runner (``benchmarks/run.py``) collects.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -119,7 +120,9 @@ def interleave(
 
     Each round runs every variant once in a new random order (fixed seed: the same
     orders on every run). ``warmup`` untimed rounds come first (caches, lazy imports).
-    ``per_call`` (for I/O-bound calls of milliseconds) times each call and keeps the
+    The cyclic garbage collector is run before and disabled during each sample (as
+    ``timeit`` does), so its pauses do not land on whichever variant happens to
+    trigger them. ``per_call`` (for I/O-bound calls of milliseconds) times each call and keeps the
     sample's median call instead of the mean: one scheduling hiccup of the shared
     machine then does not move the sample.
     """
@@ -134,6 +137,8 @@ def interleave(
             fn = variant.fn
             try:
                 fn()  # untimed: the state just switched; every variant alike
+                gc.collect()  # as timeit does: no collector pause inside a sample
+                gc.disable()
                 if per_call:
                     times = []
                     for _ in range(inner):
@@ -147,6 +152,7 @@ def interleave(
                         fn()
                     elapsed = timer() - start
             finally:
+                gc.enable()
                 if variant.teardown is not None:
                     variant.teardown()
             if index >= warmup:

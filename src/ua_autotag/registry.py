@@ -230,8 +230,9 @@ def _make_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., An
             live.warn_once(patch, exc)
         return result
 
-    def open_span(settings: Settings, instance: Any, args: Args, kwargs: Kwargs
-                  ) -> Optional[telemetry.ConnectSpan]:
+    def open_span(
+        settings: Settings, instance: Any, args: Args, kwargs: Kwargs
+    ) -> Optional[telemetry.ConnectSpan]:
         if not (want_span and settings.spans):
             return None
         try:

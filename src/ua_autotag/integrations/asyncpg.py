@@ -82,7 +82,6 @@ INTEGRATION = Integration(
     system="postgresql",
     patches=(
         Patch("asyncpg.connect_utils", "_connect", before=_before_connect, span=True),
-        Patch("asyncpg.connection", "connect", before=_before_connect, span=True,
-              optional=True),
+        Patch("asyncpg.connection", "connect", before=_before_connect, span=True, optional=True),
     ),
 )

@@ -81,9 +81,7 @@ def merge_sdk_header(raw: str, ours: str, mode: str) -> str:
     :func:`ua_autotag.carriers.merge_product_token`.
     """
     product, _, rest = raw.partition(" ")
-    if product == ours or (
-        mode == "keep" and product.split("/", 1)[0] == ours.split("/", 1)[0]
-    ):
+    if product == ours or (mode == "keep" and product.split("/", 1)[0] == ours.split("/", 1)[0]):
         return raw
     return f"{product} {merge_product_token(rest, ours, mode)}"
 
@@ -108,7 +106,8 @@ def tag_header(raw: str) -> str:
             _warned.set()
             logger.warning(
                 "ua_autotag: databricks_sdk could not tag a User-Agent (%s); requests go "
-                "ahead untagged", type(exc).__name__,
+                "ahead untagged",
+                type(exc).__name__,
             )
         return raw
 
@@ -197,13 +196,15 @@ def host_port(host: Optional[str]) -> Tuple[Optional[str], Optional[int]]:
     return parts.hostname, port
 
 
-def _target(instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
-            ) -> Tuple[Optional[str], Any]:
+def _target(
+    instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+) -> Tuple[Optional[str], Any]:
     return host_port(getattr(_config_of(args, kwargs), "host", None))
 
 
-def _client_target(instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
-                   ) -> Tuple[Optional[str], Any]:
+def _client_target(
+    instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+) -> Tuple[Optional[str], Any]:
     """``WorkspaceClient(host=...)`` / ``(config=...)``; else the inner ApiClient tells."""
     host = kwargs.get("host")
     if not isinstance(host, str):
@@ -211,8 +212,9 @@ def _client_target(instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
     return host_port(host if isinstance(host, str) else None)
 
 
-def _note_client(tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any],
-                 result: Any) -> Any:
+def _note_client(
+    tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any], result: Any
+) -> Any:
     """Report the header this client sends (read through the descriptor) to the span."""
     inner = getattr(instance, "_api_client", None)
     if inner is not None:
@@ -232,8 +234,13 @@ INTEGRATION = Integration(
     patches=(
         Patch("databricks.sdk", "WorkspaceClient.__init__", span=True, target=_client_target),
         Patch("databricks.sdk", "AccountClient.__init__", span=True, target=_client_target),
-        Patch("databricks.sdk.core", "ApiClient.__init__", after=_note_client, span=True,
-              target=_target),
+        Patch(
+            "databricks.sdk.core",
+            "ApiClient.__init__",
+            after=_note_client,
+            span=True,
+            target=_target,
+        ),
     ),
     setup=_setup,
 )

@@ -121,7 +121,13 @@ INTEGRATION = Integration(
     supported=">=4.0.2,<5",
     system="databricks",
     patches=(
-        Patch("databricks.sql.client", "Connection.__init__", before=_tag_entry,
-              after=_note_sent, span=True, target=target),
+        Patch(
+            "databricks.sql.client",
+            "Connection.__init__",
+            before=_tag_entry,
+            after=_note_sent,
+            span=True,
+            target=target,
+        ),
     ),
 )

@@ -122,14 +122,27 @@ INTEGRATION = Integration(
     system="postgresql",
     patches=(
         Patch("psycopg", "Connection._get_connection_params", after=_after_params, optional=True),
-        Patch("psycopg", "AsyncConnection._get_connection_params", after=_after_params,
-              optional=True),
+        Patch(
+            "psycopg", "AsyncConnection._get_connection_params", after=_after_params, optional=True
+        ),
         _connect_patch("connect"),
         _connect_patch("Connection.connect"),
         _connect_patch("AsyncConnection.connect"),
-        Patch("psycopg.waiting", "wait_conn", before=_note_pending, after=_attempt_done,
-              span=_pending, optional=True),
-        Patch("psycopg.waiting", "wait_conn_async", before=_note_pending, after=_attempt_done,
-              span=_pending, optional=True),
+        Patch(
+            "psycopg.waiting",
+            "wait_conn",
+            before=_note_pending,
+            after=_attempt_done,
+            span=_pending,
+            optional=True,
+        ),
+        Patch(
+            "psycopg.waiting",
+            "wait_conn_async",
+            before=_note_pending,
+            after=_attempt_done,
+            span=_pending,
+            optional=True,
+        ),
     ),
 )

@@ -17,13 +17,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import re
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 __all__ = ["ConnectSpan", "current", "note", "scrub", "start"]
 
 _tracer: Any = None
 _counter: Any = None
 _api: Any = None
+_providers: Any = None  # (trace module, metrics state) when the no-SDK check works
 
 _CURRENT: contextvars.ContextVar[Optional[ConnectSpan]] = contextvars.ContextVar(
     "ua_autotag_connect_span", default=None
@@ -51,7 +52,9 @@ def scrub(text: str) -> str:
 
 
 def _load() -> None:
-    global _tracer, _counter, _api
+    global _tracer, _counter, _api, _providers
+    import os
+
     from opentelemetry import metrics, trace
 
     from . import __version__
@@ -63,6 +66,36 @@ def _load() -> None:
         unit="{connection}",
         description="Connections ua-autotag tagged, by integration and outcome",
     )
+    # Where the API keeps the providers the application installed (None until then).
+    # Private names: if a future API moves them we simply always make spans.
+    try:
+        from opentelemetry.metrics import _internal as metrics_state
+
+        env_configured = any(
+            os.environ.get(var)
+            for var in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+        )
+        if (
+            not env_configured
+            and hasattr(trace, "_TRACER_PROVIDER")
+            and hasattr(metrics_state, "_METER_PROVIDER")
+        ):
+            _providers = (trace, metrics_state)
+    except ImportError:  # pragma: no cover - API layout changed
+        _providers = None
+
+
+def sdk_configured() -> bool:
+    """Whether the application installed a tracer or meter provider (an SDK).
+
+    Without one every span would be non-recording and the counter a no-op: skipping
+    them keeps "spans on, no SDK" as cheap as spans off. Checked at each call, so an
+    SDK configured after ``instrument()`` is picked up.
+    """
+    if _providers is None:
+        return True
+    trace_mod, metrics_state = _providers
+    return trace_mod._TRACER_PROVIDER is not None or metrics_state._METER_PROVIDER is not None
 
 
 class ConnectSpan:
@@ -93,14 +126,17 @@ class ConnectSpan:
         try:
             span = self.span
             if span.is_recording():
+                attributes: Dict[str, Any] = {}
                 if self.address:
-                    span.set_attribute("server.address", self.address)
+                    attributes["server.address"] = self.address
                     target = self.address if self.port is None else f"{self.address}:{self.port}"
                     span.update_name(f"connect {target}")
                 if self.port is not None:
-                    span.set_attribute("server.port", int(self.port))
+                    attributes["server.port"] = int(self.port)
                 if self.sent is not None:
-                    span.set_attribute("user_agent.original", self.sent)
+                    attributes["user_agent.original"] = self.sent
+                if attributes:
+                    span.set_attributes(attributes)
                 if exc is not None:
                     message = scrub(str(exc))
                     span.add_event(
@@ -124,11 +160,13 @@ class ConnectSpan:
 def start(
     integration: str, system: str, mode: str, client_version: Optional[str]
 ) -> Optional[ConnectSpan]:
-    """Start a connect span, or return None when an outer layer already has one."""
+    """Start a connect span; None when an outer layer has one or no SDK is configured."""
     if _CURRENT.get() is not None:
         return None
     if _tracer is None:
         _load()
+    if not sdk_configured():
+        return None
     span = _tracer.start_span(
         "connect",
         kind=_api.SpanKind.CLIENT,

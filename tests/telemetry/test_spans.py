@@ -132,3 +132,34 @@ def test_spans_off_means_no_telemetry(pg_dsn: str, spans: Any) -> None:
     with psycopg.connect(pg_dsn) as conn:
         assert conn.execute(pg.APPLICATION_NAME_SQL).fetchone()[0] == UA
     assert _ours(spans) == []
+
+
+def test_no_sdk_means_no_span_work_and_a_later_sdk_is_picked_up(pg_dsn: str, tmp_path: Any) -> None:
+    """Spans on but no SDK: nothing is built; an SDK configured afterwards gets spans."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "late_sdk.py"
+    script.write_text(
+        "import psycopg, ua_autotag\n"
+        "from ua_autotag import telemetry\n"
+        f"ua_autotag.instrument({UA!r})\n"
+        f"psycopg.connect({pg.DSN!r}).close()\n"
+        "before = telemetry.sdk_configured()\n"
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from opentelemetry.sdk.trace.export import SimpleSpanProcessor\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter\n"
+        "exporter = InMemorySpanExporter(); provider = TracerProvider()\n"
+        "provider.add_span_processor(SimpleSpanProcessor(exporter))\n"
+        "trace.set_tracer_provider(provider)\n"
+        f"psycopg.connect({pg.DSN!r}).close()\n"
+        "print(before, telemetry.sdk_configured(), len(exporter.get_finished_spans()))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UA_AUTOTAG_", "OTEL_"))}
+    result = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True", "1"]

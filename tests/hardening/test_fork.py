@@ -120,3 +120,30 @@ def test_env_configuration_reaches_spawned_grandchildren(tmp_path: Path, pg_dsn:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == UA
+
+
+def test_launcher_environment_reaches_python_grandchildren(tmp_path: Path, pg_dsn: str) -> None:
+    """`ua-autotag run python child.py`; child starts grandchild.py; grandchild connects."""
+    grandchild = tmp_path / "grandchild.py"
+    grandchild.write_text(
+        "import psycopg\n"  # no ua_autotag import: the launcher's sitecustomize does it
+        f"with psycopg.connect({pg.DSN!r}) as c:\n"
+        f"    print(c.execute({pg.APPLICATION_NAME_SQL!r}).fetchone()[0])\n"
+    )
+    child = tmp_path / "child.py"
+    child.write_text(
+        "import subprocess, sys\n"
+        f"subprocess.run([sys.executable, {str(grandchild)!r}], check=True)\n"
+    )
+    launcher = Path(sys.executable).with_name("ua-autotag")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UA_AUTOTAG_")}
+    env.pop("PGAPPNAME", None)
+    result = subprocess.run(
+        [str(launcher), "run", "--user-agent", UA, "--no-spans", "--", sys.executable, str(child)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == UA

@@ -120,11 +120,13 @@ def interleave(
 
     Each round runs every variant once in a new random order (fixed seed: the same
     orders on every run). ``warmup`` untimed rounds come first (caches, lazy imports).
-    The cyclic garbage collector is run before and disabled during each sample (as
-    ``timeit`` does), so its pauses do not land on whichever variant happens to
-    trigger them. ``per_call`` (for I/O-bound calls of milliseconds) times each call and keeps the
-    sample's median call instead of the mean: one scheduling hiccup of the shared
-    machine then does not move the sample.
+    The cyclic garbage collector is disabled during each sample (as ``timeit``
+    does), so its pauses do not land on whichever variant happens to trigger them;
+    it runs again in the untimed set-up/teardown between samples. (An explicit
+    ``gc.collect()`` per sample costs ~0.1 s with pyspark and pandas loaded.)
+    ``per_call`` (for I/O-bound calls of milliseconds) times each call and keeps
+    the sample's median call instead of the mean: one scheduling hiccup of the
+    shared machine then does not move the sample.
     """
     rng = random.Random(seed)
     out: Dict[str, List[float]] = {v.name: [] for v in variants}
@@ -137,8 +139,7 @@ def interleave(
             fn = variant.fn
             try:
                 fn()  # untimed: the state just switched; every variant alike
-                gc.collect()  # as timeit does: no collector pause inside a sample
-                gc.disable()
+                gc.disable()  # as timeit does: no collector pause inside a sample
                 if per_call:
                     times = []
                     for _ in range(inner):

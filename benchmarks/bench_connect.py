@@ -8,7 +8,9 @@
   scheduling hiccup); the verdict on the direct ratio is given only when its 95 %
   confidence interval is on one side of 1.005, else UNRESOLVED. Beside it, the
   *derived* ratio: the added cost measured precisely on the real connect path with
-  the network step cut (``cases.py``), over the real connect's median.
+  the network step cut (``cases.py``), over the real connect's median. An A/A
+  control (the unpatched call, switched "off" between samples like the others)
+  shows the direct method's noise floor: its ratio should be 1 within its CI.
 * asyncpg: the same loop on one event loop (ours only; no anchor is named for it).
 * Databricks SDK, ``requests`` and ``httpx``: one request to the local HTTP peer
   (``ua_autotag.verify.http_peer.HeaderRecorder``) over a kept-alive connection.
@@ -151,7 +153,7 @@ def _check(variants: List[Variant], client: str, out: Output, group: str, bench:
         broken = [k for k, v in restored.items() if v is not originals[k]]
         if variant.name.startswith("ours") and UA not in seen:
             out.skip(group, f"{bench}: {variant.name}", f"server saw {seen!r}, not our tag")
-        elif variant.name != "unpatched" and not changed:
+        elif variant.name != "unpatched" and variant is not variants[1] and not changed:
             out.skip(group, f"{bench}: {variant.name}", "it wrapped nothing")
         elif broken:
             out.skip(group, f"{bench}: {variant.name}", f"teardown left {broken} wrapped")
@@ -247,7 +249,9 @@ def postgres(out: Output, sdk: bool, quick: bool) -> None:
                 Variant("ours, spans off", fn, _ours(False, *names), _off),
                 Variant("ours, spans on (API only)", fn, _ours(True, *names), _off),
             ]
-        variants = [Variant("unpatched", fn), *ours, *_anchors(client, sdk, out, group, bench)]
+        control = Variant("A/A control: unpatched, toggled", fn, _off)
+        variants = [Variant("unpatched", fn), control, *ours,
+                    *_anchors(client, sdk, out, group, bench)]
         variants = _check(variants, client, out, group, bench)
         samples = interleave(variants, rounds, inner, per_call=True)
         rows = compare(group, bench, samples, "unpatched", inner)

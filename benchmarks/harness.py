@@ -205,7 +205,8 @@ def compare(
         )
         if targets and name in targets:
             row.target, check = targets[name]
-            row.met = bool(check(row))
+            verdict = check(row)  # True / False, or None: unresolved
+            row.met = None if verdict is None else bool(verdict)
         if notes and name in notes:
             row.note = notes[name]
         rows.append(row)

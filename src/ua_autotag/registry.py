@@ -22,7 +22,7 @@ import wrapt
 from . import config, telemetry
 from .config import ConfigurationError, Settings
 from .integrations import CATALOG, module_for
-from .useragent import InvalidUserAgent, UserAgent
+from .useragent import CARRIERS, InvalidUserAgent, UserAgent
 
 __all__ = ["Integration", "IntegrationStatus", "Patch", "Tag", "instrument", "status"]
 
@@ -185,6 +185,7 @@ def _make_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., An
     spec = live.spec
     name, system, version = spec.name, spec.system, live.version
     carrier = spec.carrier
+    limit = CARRIERS[carrier].max_bytes  # our value is ASCII: characters are bytes
     before, after, target = patch.before, patch.after, patch.target
     tagging = before is not None or after is not None
     want_span = patch.span
@@ -196,7 +197,10 @@ def _make_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., An
         if tagging:
             try:
                 ua = config.current_user_agent(settings)
-                tag = Tag(ua, ua.render(carrier), settings)
+                value = ua._text
+                if limit is not None and len(value) > limit:
+                    value = ua.render(carrier)  # raises, naming the carrier and its limit
+                tag = Tag(ua, value, settings)
                 if before is not None:
                     args, kwargs = before(tag, instance, args, kwargs)
             except (InvalidUserAgent, ConfigurationError) as exc:

@@ -66,6 +66,8 @@ _UNSPANNED: contextvars.ContextVar[Optional[Tuple[str, Optional[str], Any]]] = (
 def _after_params(tag: Tag, instance: Any, args: Any, kwargs: Any, result: Any) -> Any:
     new = tag_params(tag, result)
     params = result if new is None else new
+    if not tag.settings.spans:
+        return params  # the bookkeeping below only serves spans
     if telemetry.current() is None:
         value = libpq_application_name(params, os.environ) or ""
         _UNSPANNED.set((value, *libpq_target(params)))

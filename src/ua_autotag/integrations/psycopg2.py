@@ -26,7 +26,7 @@ def _before_connect(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Any:
     new = tag_params(tag, parse_dsn(dsn or ""))
     if new is None:
         return args, kwargs
-    dsn = make_dsn(dsn or "", application_name=new["application_name"])
+    dsn = make_dsn(**new)  # psycopg2's own quoting, from the parsed parameters (one parse less)
     if args:
         return (dsn, *rest), kwargs
     return args, {**kwargs, "dsn": dsn}

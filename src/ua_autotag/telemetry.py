@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import re
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Pattern, Tuple
 
 __all__ = ["ConnectSpan", "current", "note", "scrub", "start"]
 
@@ -31,24 +32,30 @@ _CURRENT: contextvars.ContextVar[Optional[ConnectSpan]] = contextvars.ContextVar
 )
 
 # Secrets in free text: key=value pairs (conninfo, ODBC, query strings), URL userinfo,
-# bearer tokens and Databricks personal access tokens.
-_SECRET_PATTERNS = (
-    re.compile(
+# bearer tokens and Databricks personal access tokens. (pattern, replacement) pairs,
+# compiled on first use: scrubbing happens on failures, not on every instrument().
+_SECRET_RULES = (
+    (
         r"(?i)\b(password|passwd|pwd|token|access_token|auth_token|secret|client_secret|"
-        r"sslpassword|api_key|apikey)(\s*[=:]\s*)('(?:[^'\\]|\\.)*'|\{[^}]*\}|\"[^\"]*\"|[^\s;&,]*)"
+        r"sslpassword|api_key|apikey)(\s*[=:]\s*)('(?:[^'\\]|\\.)*'|\{[^}]*\}|\"[^\"]*\"|[^\s;&,]*)",
+        r"\1\2***",
     ),
-    re.compile(r"(?i)(://[^:/@\s]*:)[^@\s]*(@)"),
-    re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"\bdapi[0-9a-f]{16,}\b"),
+    (r"(?i)(://[^:/@\s]*:)[^@\s]*(@)", r"\1***\2"),
+    (r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+", r"\1***"),
+    (r"\bdapi[0-9a-f]{16,}\b", "dapi***"),
 )
+
+
+@functools.lru_cache(maxsize=1)
+def _secret_patterns() -> Tuple[Tuple[Pattern[str], str], ...]:
+    return tuple((re.compile(pattern), replacement) for pattern, replacement in _SECRET_RULES)
 
 
 def scrub(text: str) -> str:
     """Mask anything that looks like a credential in ``text``."""
-    text = _SECRET_PATTERNS[0].sub(r"\1\2***", text)
-    text = _SECRET_PATTERNS[1].sub(r"\1***\2", text)
-    text = _SECRET_PATTERNS[2].sub(r"\1***", text)
-    return _SECRET_PATTERNS[3].sub("dapi***", text)
+    for pattern, replacement in _secret_patterns():
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _load() -> None:

@@ -14,8 +14,7 @@ import inspect
 import logging
 import sys
 import threading
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple, Union
 
 import wrapt
 
@@ -56,8 +55,7 @@ Target = Callable[[Any, Args, Kwargs], Tuple[Optional[str], Any]]
 SpanPredicate = Callable[[Any, Args, Kwargs], bool]
 
 
-@dataclass(frozen=True)
-class Patch:
+class Patch(NamedTuple):
     """One wrapped attribute: ``module`` + dotted ``path`` (``"Class.method"``).
 
     ``before`` rewrites the call's arguments, ``after`` its result (awaited first for
@@ -79,8 +77,7 @@ class Patch:
     optional: bool = False
 
 
-@dataclass(frozen=True)
-class Integration:
+class Integration(NamedTuple):
     """A client library: its distributions, supported range, system and patches."""
 
     name: str
@@ -96,8 +93,7 @@ class Integration:
         return CATALOG[self.name].carrier
 
 
-@dataclass(frozen=True)
-class IntegrationStatus:
+class IntegrationStatus(NamedTuple):
     """One row of :func:`status`: patched, waiting, disabled, unsupported or failed."""
 
     name: str

@@ -23,7 +23,16 @@ from .config import ConfigurationError, Settings
 from .integrations import CATALOG, module_for
 from .useragent import CARRIERS, InvalidUserAgent, UserAgent
 
-__all__ = ["Integration", "IntegrationStatus", "Patch", "Tag", "instrument", "status"]
+__all__ = [
+    "Integration",
+    "IntegrationStatus",
+    "Patch",
+    "Tag",
+    "argument",
+    "instrument",
+    "status",
+    "with_argument",
+]
 
 logger = logging.getLogger("ua_autotag")
 
@@ -47,6 +56,20 @@ class Tag:
     ) -> None:
         """Tell the connect span what was actually sent and to where."""
         telemetry.note(sent, address, port)
+
+
+def argument(args: Args, kwargs: Kwargs, index: int, name: str) -> Any:
+    """The call's argument at position ``index`` or keyword ``name`` (None if absent)."""
+    return args[index] if len(args) > index else kwargs.get(name)
+
+
+def with_argument(
+    args: Args, kwargs: Kwargs, index: int, name: str, value: Any
+) -> Tuple[Args, Kwargs]:
+    """``(args, kwargs)`` with that argument replaced, where the caller passed it."""
+    if len(args) > index:
+        return (*args[:index], value, *args[index + 1 :]), kwargs
+    return args, {**kwargs, name: value}
 
 
 Before = Callable[[Tag, Any, Args, Kwargs], Tuple[Args, Kwargs]]

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from typing import Any, Dict, Tuple
 
-from ..carriers import merge_rest_user_agent
+from ..carriers import copy_with_header, merge_rest_user_agent
 from ..hosts import rules_for
-from ..registry import Integration, Patch, Tag
+from ..registry import Integration, Patch, Tag, argument, with_argument
 
 
 def _tag_request(
     tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
 ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
-    request: Any = args[0] if args else kwargs["request"]
+    request: Any = argument(args, kwargs, 0, "request")
     host = request.url.host
     if not rules_for(tag.settings).match(host):
         return args, kwargs
@@ -31,13 +31,8 @@ def _tag_request(
     merged = merge_rest_user_agent(existing, tag.value, tag.mode)
     if merged == existing:
         return args, kwargs
-    sent = object.__new__(type(request))
-    sent.__dict__.update(request.__dict__)
-    sent.headers = request.headers.copy()
-    sent.headers["User-Agent"] = merged
-    if args:
-        return (sent, *args[1:]), kwargs
-    return args, {**kwargs, "request": sent}
+    sent = copy_with_header(request, "User-Agent", merged)
+    return with_argument(args, kwargs, 0, "request", sent)
 
 
 INTEGRATION = Integration(

@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Tuple
 
 from ..carriers import USER_AGENT_ENTRY, merge_odbc_attribute, merge_tokens, odbc_attributes
-from ..registry import Integration, Patch, Tag
+from ..registry import Integration, Patch, Tag, argument, with_argument
 
 Args = Tuple[Any, ...]
 Kwargs = Dict[str, Any]
@@ -42,16 +42,6 @@ _PROPS_INDEX = 2
 
 def is_databricks_url(url: Any) -> bool:
     return isinstance(url, str) and url[:17].lower().startswith(URL_PREFIXES)
-
-
-def _get(args: Args, kwargs: Kwargs, index: int, name: str) -> Any:
-    return args[index] if len(args) > index else kwargs.get(name)
-
-
-def _put(args: Args, kwargs: Kwargs, index: int, name: str, value: Any) -> Tuple[Args, Kwargs]:
-    if len(args) > index:
-        return (*args[:index], value, *args[index + 1 :]), kwargs
-    return args, {**kwargs, name: value}
 
 
 def merge_url(url: str, ours: str, mode: str) -> str:
@@ -71,10 +61,10 @@ def _url_entry(url: str) -> Optional[str]:
 
 
 def _tag_connect(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Args, Kwargs]:
-    url = _get(args, kwargs, _URL_INDEX, "url")
+    url = argument(args, kwargs, _URL_INDEX, "url")
     if not is_databricks_url(url):
         return args, kwargs
-    props = _get(args, kwargs, _PROPS_INDEX, "driver_args")
+    props = argument(args, kwargs, _PROPS_INDEX, "driver_args")
     key = None
     if isinstance(props, dict):
         key = next((k for k in props if isinstance(k, str) and k.lower() == "useragententry"), None)
@@ -84,23 +74,25 @@ def _tag_connect(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[A
         existing = props[key].strip() if isinstance(props[key], str) else None
         merged = merge_tokens(existing or None, tag.value, tag.mode)
         if merged != existing:
-            args, kwargs = _put(args, kwargs, _PROPS_INDEX, "driver_args", {**props, key: merged})
+            args, kwargs = with_argument(
+                args, kwargs, _PROPS_INDEX, "driver_args", {**props, key: merged}
+            )
         sent = merged
     if in_url or key is None:
         new_url = merge_url(url, tag.value, tag.mode)
         if new_url != url:
-            args, kwargs = _put(args, kwargs, _URL_INDEX, "url", new_url)
+            args, kwargs = with_argument(args, kwargs, _URL_INDEX, "url", new_url)
         sent = _url_entry(new_url)
     tag.note(sent)
     return args, kwargs
 
 
 def _span_wanted(instance: Any, args: Args, kwargs: Kwargs) -> bool:
-    return is_databricks_url(_get(args, kwargs, _URL_INDEX, "url"))
+    return is_databricks_url(argument(args, kwargs, _URL_INDEX, "url"))
 
 
 def _target(instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Optional[str], Any]:
-    url = _get(args, kwargs, _URL_INDEX, "url")
+    url = argument(args, kwargs, _URL_INDEX, "url")
     rest = url.split("://", 1)[1] if "://" in url else ""
     hostport = rest.split(";", 1)[0].split("/", 1)[0]
     host, _, port = hostport.rpartition(":") if hostport.count(":") == 1 else (hostport, "", "")

@@ -12,24 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import Integration, Patch, Tag
+from ..registry import Integration, Patch, Tag, argument, with_argument
 from .psycopg import tag_params
 
 
 def _before_connect(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Any:
     from psycopg2.extensions import make_dsn, parse_dsn
 
-    if args:
-        dsn, rest = args[0], args[1:]
-    else:
-        dsn, rest = kwargs.get("dsn"), ()
+    dsn = argument(args, kwargs, 0, "dsn")
     new = tag_params(tag, parse_dsn(dsn or ""))
     if new is None:
         return args, kwargs
-    dsn = make_dsn(**new)  # psycopg2's own quoting, from the parsed parameters (one parse less)
-    if args:
-        return (dsn, *rest), kwargs
-    return args, {**kwargs, "dsn": dsn}
+    # psycopg2's own quoting, from the parsed parameters (one parse less than make_dsn(dsn, ...))
+    return with_argument(args, kwargs, 0, "dsn", make_dsn(**new))
 
 
 INTEGRATION = Integration(

@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from ..carriers import merge_rest_user_agent
 from ..hosts import host_of, rules_for
-from ..registry import Integration, Patch, Tag
+from ..registry import Integration, Patch, Tag, argument, with_argument
 
 _HEADERS_INDEX = 3  # urlopen(method, url, body, headers, ...)
 
@@ -41,8 +41,7 @@ def _tag_urlopen(
         host = instance.host
     if not rules_for(tag.settings).match(host):
         return args, kwargs
-    positional = len(args) > _HEADERS_INDEX
-    headers = args[_HEADERS_INDEX] if positional else kwargs.get("headers")
+    headers = argument(args, kwargs, _HEADERS_INDEX, "headers")
     if headers is None:
         headers = instance.headers
     key = next((k for k in headers if isinstance(k, str) and k.lower() == "user-agent"), None)
@@ -54,9 +53,7 @@ def _tag_urlopen(
         return args, kwargs
     sent = headers.copy() if hasattr(headers, "copy") else dict(headers)
     sent[key or "User-Agent"] = merged
-    if positional:
-        return (*args[:_HEADERS_INDEX], sent, *args[_HEADERS_INDEX + 1 :]), kwargs
-    return args, {**kwargs, "headers": sent}
+    return with_argument(args, kwargs, _HEADERS_INDEX, "headers", sent)
 
 
 INTEGRATION = Integration(

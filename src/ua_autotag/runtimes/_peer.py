@@ -1,0 +1,177 @@
+"""A local HTTPS server that records request headers, for clients that only speak TLS.
+
+``@databricks/sql`` for Node.js always connects over HTTPS, so the plain-HTTP recorder
+used for the Python clients cannot see it. The certificate is a throwaway self-signed
+one made at start (``openssl``, else the ``cryptography`` package); the client is told
+not to check it. Stdlib only; binds 127.0.0.1; every request is answered ``404``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple, Optional
+
+
+class Request(NamedTuple):
+    method: str
+    path: str
+    headers: dict[str, str]  # names lower-cased
+
+    @property
+    def user_agent(self) -> Optional[str]:
+        return self.headers.get("user-agent")
+
+
+class NoCertificate(RuntimeError):
+    """Neither ``openssl`` nor ``cryptography`` is there to make a certificate."""
+
+
+def make_certificate(directory: str) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 and its key, as PEM files in ``directory``."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    openssl = shutil.which("openssl")
+    if openssl:
+        subprocess.run(
+            [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60,
+        )  # fmt: skip
+        return cert, key
+    try:
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        raise NoCertificate("no openssl command and no cryptography package") from None
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(private, hashes.SHA256())
+    )
+    with open(key, "wb") as fh:
+        fh.write(
+            private.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    with open(cert, "wb") as fh:
+        fh.write(certificate.public_bytes(serialization.Encoding.PEM))
+    return cert, key
+
+
+class _TlsServer(ThreadingHTTPServer):
+    daemon_threads = True
+    context: ssl.SSLContext
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # the handshake runs in the request's own thread, not in the accept loop
+        try:
+            tls = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            self.RequestHandlerClass(tls, client_address, self)
+        finally:
+            tls.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that hang up mid-request are not errors here
+
+
+class TlsHeaderRecorder:
+    """``with TlsHeaderRecorder() as peer: ... peer.port ... peer.requests``."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        self._server: Optional[_TlsServer] = None
+        self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
+
+    def start(self) -> TlsHeaderRecorder:
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with peer._lock:
+                    peer.requests.append(Request(self.command, self.path.split("?")[0], headers))
+                body = json.dumps({"error_code": "NOT_FOUND"}).encode()
+                self.send_response(404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = True
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="ua-autotag-tls-")
+        cert, key = make_certificate(self._tmp.name)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server = _TlsServer(("127.0.0.1", 0), Handler)
+        server.context = context
+        server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._server = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> TlsHeaderRecorder:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "peer not started"
+        return int(self._server.server_address[1])
+
+    def snapshot(self) -> list[Request]:
+        with self._lock:
+            return list(self.requests)

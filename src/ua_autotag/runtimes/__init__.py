@@ -28,6 +28,7 @@ Stdlib only and cheap to import: the launcher imports it on every ``run``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -330,10 +331,8 @@ def ensure_jar(value: str, directory: str) -> str:
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     if not _jar_ok(path, payload):
         raise OSError(f"the jar written to {path} does not read back")
@@ -399,10 +398,8 @@ def child_environment(
         return [*warnings, *(f"{r} hook skipped: unknown mode {mode!r}" for r in wanted)]
     for runtime in wanted:
         try:
-            if runtime == "node":
-                problem = _node_hook(env, value, mode)
-            else:
-                problem = _java_hook(env, value)
+            node = runtime == "node"
+            problem = _node_hook(env, value, mode) if node else _java_hook(env, value)
         except Exception as exc:  # never let a hook stop the child
             problem = f"{runtime} hook skipped: {type(exc).__name__}: {_one_line(str(exc))}"
         if problem:

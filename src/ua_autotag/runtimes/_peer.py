@@ -97,7 +97,7 @@ class _TlsServer(ThreadingHTTPServer):
         except (ssl.SSLError, OSError):
             return
         try:
-            self.RequestHandlerClass(tls, client_address, self)
+            super().finish_request(tls, client_address)
         finally:
             tls.close()
 

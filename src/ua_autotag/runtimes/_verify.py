@@ -145,7 +145,6 @@ def verify_java(value: str, timeout: float, host: str, port: int, user: str, dbn
             }
     if "jdk.compiler" in proc.stderr:
         return {"skip": "java here cannot run source files (needs a JDK, not only a JRE)"}
-    lines = [
-        ln for ln in proc.stderr.splitlines() if ln.strip() and "Picked up JAVA_TOOL_OPTIONS" not in ln
-    ]
+    noise = "Picked up JAVA_TOOL_OPTIONS"
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and noise not in ln]
     return {"error": f"java exited {proc.returncode}: {_one_line(' '.join(lines[:3]))[:300]}"}

@@ -42,7 +42,7 @@ from harness import (
     set_settings,
 )
 from ua_autotag import config
-from ua_autotag.carriers import merge_tokens
+from ua_autotag.merge.tokens import merge_tokens
 
 
 def main() -> None:

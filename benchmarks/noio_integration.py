@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Tuple
 
-from ua_autotag.carriers import merge_tokens
-from ua_autotag.registry import Integration, Patch, Tag
+from ua_autotag.merge.tokens import merge_tokens
+from ua_autotag.spec import Integration, Patch, Tag
 
 
 def tag_headers(
@@ -29,7 +29,6 @@ def target(instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tupl
 
 INTEGRATION = Integration(
     name="noio",
-    distributions=("ua-autotag-noio-client-not-installed",),
     supported=">=0",
     system="noio",
     patches=(Patch("noio_client", "connect", before=tag_headers, span=True, target=target),),
@@ -38,6 +37,8 @@ INTEGRATION = Integration(
 
 def register() -> None:
     """Add ``noio`` to the catalog (benchmarks only; never in the shipped catalog)."""
-    from ua_autotag.integrations import CATALOG, CatalogEntry
+    from ua_autotag.catalog import CATALOG, CatalogEntry
 
-    CATALOG["noio"] = CatalogEntry("noio_client", "http-user-agent", __name__)
+    CATALOG["noio"] = CatalogEntry(
+        "noio_client", "http-user-agent", ("ua-autotag-noio-client-not-installed",), module=__name__
+    )

@@ -1,25 +1,28 @@
 """ua-autotag: every connection a partner product opens to Databricks carries its User-Agent.
 
 ``import ua_autotag`` is the one-liner: with ``UA_AUTOTAG_USER_AGENT`` (or
-``UA_AUTOTAG_ISV`` + ``UA_AUTOTAG_PRODUCT``) in the environment it instruments at
-import; without, importing only defines this API and loads nothing else (no wrapt,
-no OpenTelemetry, no client library, not even ``logging`` or ``typing``).
+``UA_AUTOTAG_ISV`` + ``UA_AUTOTAG_PRODUCT``) in the environment it sets the process
+default at import. A library product calls
+``ua_autotag.instrument("AcmePartner_DatEngProduct/3.5", packages=[__name__])`` in its
+own ``__init__.py`` and tags only the connections its own code opens. Either way only
+an import hook is installed: wrapt, OpenTelemetry and the integration code load when a
+client library is imported, never before.
 """
 
 from __future__ import annotations
 
 import os as _os
 
-from .useragent import ConfigurationError, InvalidUserAgent, UserAgent
+from .value import ConfigurationError, InvalidUserAgent, UserAgent
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, ContextManager, Dict, Iterable, Optional, Union
+    from typing import Any, ContextManager, Iterable, Optional, Union
 
-    from .config import Settings
-    from .registry import IntegrationStatus
+    from .engine import Status
+    from .settings import Settings
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
     "ConfigurationError",
     "InvalidUserAgent",
@@ -41,6 +44,7 @@ def instrument(
     product: Optional[str] = None,
     version: Optional[str] = None,
     version_from: Optional[str] = None,
+    packages: Optional[Iterable[str]] = None,
     integrations: Optional[Iterable[str]] = None,
     disabled: Iterable[str] = (),
     mode: Optional[str] = None,
@@ -48,80 +52,99 @@ def instrument(
     strict: Optional[bool] = None,
     rest_hosts: Optional[Iterable[str]] = None,
 ) -> Settings:
-    """Tag every connection the supported clients open, from now on, in any import order.
+    """Tag the connections the supported clients open, from now on, in any import order.
 
-    Arguments left as None come from the ``UA_AUTOTAG_*`` environment; explicit
-    arguments win. ``version_from="acme-dateng"`` takes the version from that
-    installed distribution. ``mode`` decides what happens to a value the caller
-    already set: ``append`` (default), ``replace`` or ``keep``. Calling it again
-    re-targets the patches already applied; nothing is wrapped twice. Raises
-    :class:`InvalidUserAgent` or :class:`ConfigurationError` for bad input.
+    Without ``packages`` this sets the process default: every connection that no
+    product claims. With ``packages=[__name__]`` (a library product) the value applies
+    only to connections opened by code in those packages (a package covers its
+    submodules) and by objects that code created (engines, pools, clients); several
+    products coexist, and calling again for the same packages re-targets that product.
+
+    Arguments left as None come from the ``UA_AUTOTAG_*`` environment (a product's
+    value never does); explicit arguments win. ``version_from="acme-dateng"`` takes the
+    version from that installed distribution. ``mode`` decides what happens to a value
+    the caller already set: ``append`` (default), ``replace`` or ``keep``. Raises
+    :class:`InvalidUserAgent` or :class:`ConfigurationError` for bad input (a package
+    claimed by another product included).
     """
-    from . import config, registry
+    import sys
 
-    settings = config.resolve(
+    from . import engine, settings
+
+    frame = sys._getframe(1)
+    resolved = settings.resolve(
         user_agent,
         isv=isv,
         product=product,
         version=version,
         version_from=version_from,
+        packages=packages,
         integrations=integrations,
         disabled=disabled,
         mode=mode,
         spans=spans,
         strict=strict,
         rest_hosts=rest_hosts,
+        origin=f"{frame.f_code.co_filename}:{frame.f_lineno}",
     )
-    return registry.instrument(settings)
+    return engine.instrument(resolved)
 
 
-def uninstrument() -> None:
-    """Remove every patch, restoring each original object by identity."""
+def uninstrument(*, packages: Optional[Iterable[str]] = None) -> None:
+    """Remove every patch (restoring originals by identity), or one product's registration.
+
+    With ``packages`` only the products owning those packages are removed; the other
+    products and the process default keep tagging.
+    """
     import sys
 
-    if "ua_autotag.registry" in sys.modules:
-        sys.modules["ua_autotag.registry"].uninstrument()
+    engine = sys.modules.get("ua_autotag.engine")
+    if engine is not None:
+        names = None if packages is None else tuple([packages] if isinstance(packages, str) else packages)
+        engine.uninstrument(names)
 
 
 def is_instrumented() -> bool:
-    """Whether :func:`instrument` is in force."""
+    """Whether a process default or a product is registered."""
     import sys
 
-    config = sys.modules.get("ua_autotag.config")
-    return config is not None and config.active() is not None
+    attribution = sys.modules.get("ua_autotag.engine.attribution")
+    return attribution is not None and attribution.state() is not None
 
 
-def status() -> Dict[str, IntegrationStatus]:
-    """Per integration: patched (with version), waiting, disabled, unsupported or failed."""
-    from . import registry
+def status() -> Status:
+    """Per integration: patched, partial, waiting, disabled, unsupported or failed.
 
-    return registry.status()
+    The result is a dict; its ``default`` and ``products`` attributes list who tags.
+    """
+    from . import engine
+
+    return engine.status()
 
 
 def user_agent(value: Union[str, UserAgent]) -> ContextManager[UserAgent]:
     """Tag connections opened inside the ``with`` block with ``value`` instead.
 
-    For processes hosting several products. Scoped per thread / asyncio task (a
+    Wins over products and the default. Scoped per thread / asyncio task (a
     contextvar); the value is validated on entry, against the carriers in use.
     """
-    from . import config
+    import contextlib
 
-    return config.scoped(value)
+    from .engine import attribution
+
+    return contextlib.contextmanager(attribution.scope)(UserAgent.coerce(value))
 
 
 def __getattr__(name: str) -> Any:
     if name == "Settings":
-        from .config import Settings
+        from .settings import Settings
 
         return Settings
     raise AttributeError(f"module 'ua_autotag' has no attribute {name!r}")
 
 
-_TRUE = ("1", "true", "yes", "on")
-
-
 def _activate_from_env() -> None:
-    """The one-liner: instrument from the environment, never killing the import."""
+    """The one-liner: set the process default from the environment, never killing the import."""
     env = _os.environ
     if not (
         env.get("UA_AUTOTAG_USER_AGENT")
@@ -131,21 +154,24 @@ def _activate_from_env() -> None:
         return
     import sys
 
-    if _os.path.basename((getattr(sys, "argv", None) or [""])[0]).startswith("ua-autotag"):
-        # the `ua-autotag` console script itself: it validates and reports the
-        # configuration its own way, and its children (not itself) are to be tagged
+    argv0 = _os.path.basename((getattr(sys, "argv", None) or [""])[0])
+    orig = list(getattr(sys, "orig_argv", ()))
+    run_module = orig[orig.index("-m") + 1] if "-m" in orig[:-1] else ""
+    if argv0.startswith("ua-autotag") or run_module.split(".")[0] == "ua_autotag":
+        # the `ua-autotag` command itself (script or `python -m ua_autotag`): it validates
+        # and reports the configuration its own way; its children are the ones tagged
         return
-    import logging
+    from . import settings
 
-    from . import config
-
-    strict = env.get("UA_AUTOTAG_STRICT", "").strip().lower() in _TRUE
+    strict = env.get("UA_AUTOTAG_STRICT", "").strip().lower() in ("1", "true", "yes", "on")
     try:
-        config.apply_log_level()
+        settings.apply_log_level()
         instrument()
     except ConfigurationError as exc:
         if strict:
             raise
+        import logging
+
         logging.getLogger("ua_autotag").warning(
             "ua_autotag: not instrumenting, bad configuration in the environment: %s "
             "(set UA_AUTOTAG_STRICT=true to make this an error)",

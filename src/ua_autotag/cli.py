@@ -15,7 +15,7 @@ import sys
 from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
 from . import __version__
-from .useragent import ConfigurationError
+from .value import ConfigurationError
 
 __all__ = ["main"]
 
@@ -126,21 +126,17 @@ def _has_user_agent(env: Dict[str, str]) -> bool:
 
 def _resolve(env: Dict[str, str]) -> Any:
     """``config.resolve`` over ``env`` (raises ConfigurationError naming the rule)."""
-    from . import config
+    from . import settings
 
-    config.apply_log_level(env)
-    return config.resolve(environ=env)
+    settings.apply_log_level(env)
+    return settings.resolve(environ=env)
 
 
 def _merge_pgappname(existing: Optional[str], ours: str, mode: str) -> str:
     """Merge into PGAPPNAME: the PostgreSQL integration's helper if there is one."""
-    from . import carriers
+    from .merge.libpq import pgappname
 
-    merge = getattr(carriers, "pgappname", None)
-    if merge is not None:
-        result: str = merge(existing, ours, mode)
-        return result
-    return carriers.merge_application_name(existing, ours, mode)
+    return pgappname(existing, ours, mode)
 
 
 # --------------------------------------------------------------------------- run
@@ -166,7 +162,7 @@ def launch_environment(args: argparse.Namespace, environ: Dict[str, str]) -> Dic
     same variables again, and must find nothing to complain about.
     """
     from .bootstrap import DIRECTORY
-    from .useragent import InvalidUserAgent
+    from .value import InvalidUserAgent
 
     env = dict(environ)
     _apply_config_args(args, env)
@@ -206,7 +202,7 @@ def launch_environment(args: argparse.Namespace, environ: Dict[str, str]) -> Dic
         else:
             env["PGAPPNAME"] = _merge_pgappname(env.get("PGAPPNAME"), ours, settings.mode)
     if all(settings.enabled(n) for n in _SPARK_UA_READERS):
-        from .carriers import merge_tokens
+        from .merge.tokens import merge_tokens
 
         env["SPARK_CONNECT_USER_AGENT"] = merge_tokens(
             env.get("SPARK_CONNECT_USER_AGENT"), ua.render("spark_connect"), settings.mode
@@ -252,11 +248,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def doctor_report(environ: Dict[str, str], user_agent: Optional[str] = None) -> Dict[str, Any]:
     """Everything ``doctor`` shows, as plain data (the --json output)."""
-    from . import _pth, config, registry
+    from . import _pth
+    from . import settings as config
     from .bootstrap import DIRECTORY
-    from .integrations import CATALOG, module_for
+    from .catalog import CATALOG, module_for
+    from .engine import patcher as registry
+    from .merge import CARRIERS
     from .telemetry import scrub
-    from .useragent import CARRIERS
 
     env = dict(environ)
     if user_agent is not None:
@@ -506,10 +504,10 @@ def _cmd_audit_sql(args: argparse.Namespace) -> int:
             "no User-Agent: give --user-agent or set UA_AUTOTAG_USER_AGENT "
             "(or UA_AUTOTAG_ISV and UA_AUTOTAG_PRODUCT)"
         )
-    from . import config
+    from . import settings
 
     try:
-        ua = config.resolve(environ=env).user_agent
+        ua = settings.resolve(environ=env).user_agent
     except ConfigurationError as exc:
         raise CliError(_name_options(str(exc), args)) from None
     sys.stdout.write(audit_sql(str(ua), args.days))

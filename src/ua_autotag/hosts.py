@@ -15,16 +15,19 @@ case-insensitive, with a trailing dot and IPv6 brackets removed. The rest of
 ``*.databricks.com`` (www, docs, community, ...) is deliberately not matched.
 
 Pure: no client imports. :func:`rules_for` computes the host sets once per
-:class:`~ua_autotag.config.Settings` object, and :meth:`HostRules.match` caches per
+:class:`~ua_autotag.settings.Settings` object, and :meth:`HostRules.match` caches per
 host name, so a request costs one dict lookup after the first to a host.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, Mapping, Optional, Tuple
 
-__all__ = ["DATABRICKS_ZONES", "HostRules", "host_of", "is_databricks_host", "rules_for"]
+if TYPE_CHECKING:
+    from .settings import Settings
+
+__all__ = ["DATABRICKS_ZONES", "HostRules", "host_of", "rules_for"]
 
 #: DNS zones of Databricks workspaces and account consoles (leading dot: subdomains only).
 #: Taken from databricks-sdk ``environments.ALL_ENVS`` and databricks-sql-connector
@@ -122,28 +125,18 @@ class HostRules:
         return hit
 
 
-_RULES: Tuple[object, Optional[HostRules]] = (None, None)
-
-
-def rules_for(settings: object, environ: Optional[Mapping[str, str]] = None) -> HostRules:
+def rules_for(settings: Settings, environ: Optional[Mapping[str, str]] = None) -> HostRules:
     """The :class:`HostRules` of ``settings`` (its ``rest_hosts`` + ``DATABRICKS_HOST``).
 
     Computed once per settings object (``instrument()`` makes a new one, so a changed
     ``DATABRICKS_HOST`` is picked up by the next ``instrument()``, not per request).
     """
-    global _RULES
-    cached_for, rules = _RULES
-    if cached_for is settings and rules is not None and environ is None:
-        return rules
-    env = os.environ if environ is None else environ
-    rules = HostRules.build(getattr(settings, "rest_hosts", ()) or (), env.get("DATABRICKS_HOST"))
     if environ is None:
-        _RULES = (settings, rules)
+        rules: Optional[HostRules] = settings.cache.get("hosts")
+        if rules is not None:
+            return rules
+    env = os.environ if environ is None else environ
+    rules = HostRules.build(settings.rest_hosts, env.get("DATABRICKS_HOST"))
+    if environ is None:
+        settings.cache["hosts"] = rules
     return rules
-
-
-def is_databricks_host(host: Optional[str], settings: object = None) -> bool:
-    """``host`` against the built-in zones (and ``settings``' hosts when given)."""
-    if settings is None:
-        return HostRules().match(host)
-    return rules_for(settings).match(host)

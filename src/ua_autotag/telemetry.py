@@ -18,7 +18,10 @@ import contextlib
 import contextvars
 import functools
 import re
-from typing import Any, Dict, Optional, Pattern, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Pattern, Tuple
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 __all__ = ["ConnectSpan", "current", "note", "scrub", "start"]
 
@@ -108,11 +111,12 @@ def sdk_configured() -> bool:
 class ConnectSpan:
     """The span of one connection attempt; inner layers report into it."""
 
-    __slots__ = ("_token", "address", "integration", "port", "sent", "span")
+    __slots__ = ("_token", "address", "integration", "port", "product", "sent", "span")
 
-    def __init__(self, span: Any, integration: str) -> None:
+    def __init__(self, span: Any, integration: str, product: str) -> None:
         self.span = span
         self.integration = integration
+        self.product = product
         self.address: Optional[str] = None
         self.port: Optional[int] = None
         self.sent: Optional[str] = None
@@ -157,6 +161,7 @@ class ConnectSpan:
                 1,
                 {
                     "ua_autotag.integration": self.integration,
+                    "ua_autotag.product": self.product,
                     "outcome": "error" if exc is not None else "ok",
                 },
             )
@@ -164,8 +169,29 @@ class ConnectSpan:
             pass
 
 
+def _start_attributes(
+    integration: str, system: str, settings: Settings, client_version: Optional[str]
+) -> Dict[str, Any]:
+    """The span's start attributes: computed once per (integration, settings, version)."""
+    key = ("span", integration, client_version)
+    attributes: Optional[Dict[str, Any]] = settings.cache.get(key)
+    if attributes is None:
+        attributes = {
+            "db.system.name": system,
+            "db.operation.name": "connect",
+            "ua_autotag.integration": integration,
+            "ua_autotag.mode": settings.mode,
+            "ua_autotag.client.version": client_version or "unknown",
+            "ua_autotag.product": settings.label,
+        }
+        if settings.packages:
+            attributes["ua_autotag.product.packages"] = list(settings.packages)
+        settings.cache[key] = attributes
+    return attributes
+
+
 def start(
-    integration: str, system: str, mode: str, client_version: Optional[str]
+    integration: str, system: str, settings: Settings, client_version: Optional[str]
 ) -> Optional[ConnectSpan]:
     """Start a connect span; None when an outer layer has one or no SDK is configured."""
     if _CURRENT.get() is not None:
@@ -177,15 +203,9 @@ def start(
     span = _tracer.start_span(
         "connect",
         kind=_api.SpanKind.CLIENT,
-        attributes={
-            "db.system.name": system,
-            "db.operation.name": "connect",
-            "ua_autotag.integration": integration,
-            "ua_autotag.mode": mode,
-            "ua_autotag.client.version": client_version or "unknown",
-        },
+        attributes=_start_attributes(integration, system, settings, client_version),
     )
-    handle = ConnectSpan(span, integration)
+    handle = ConnectSpan(span, integration, settings.label)
     handle._token = _CURRENT.set(handle)
     return handle
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.cli.conftest import UA, clean_env, cli
-from ua_autotag import registry
+from ua_autotag.engine import patcher as registry
 
 SECRETS = {
     "DATABRICKS_TOKEN": "dapi0123456789abcdef0123456789abcdef",

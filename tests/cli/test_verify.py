@@ -115,6 +115,6 @@ def test_carries_matches_whole_tokens(received: str, expected: bool) -> None:
 
 
 def test_every_catalog_integration_has_a_row() -> None:
-    from ua_autotag.integrations import CATALOG
+    from ua_autotag.catalog import CATALOG
 
     assert {r.integration for r in ROWS} == set(CATALOG)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ua_autotag.carriers import merge_tokens
-from ua_autotag.registry import Integration, Patch, Tag
+from ua_autotag.merge.tokens import merge_tokens
+from ua_autotag.spec import Integration, Patch, Tag
 
 
 def _tag_headers(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -21,11 +21,17 @@ def _target(instance: Any, args: Any, kwargs: Any) -> Any:
 
 INTEGRATION = Integration(
     name="demo",
-    distributions=("ua-autotag-demo-client-not-installed",),
     supported=">=1.0",
     system="demo",
     patches=(
-        Patch("demo_client", "connect", before=_tag_headers, span=True, target=_target),
+        Patch(
+            "demo_client",
+            "connect",
+            before=_tag_headers,
+            span=True,
+            target=_target,
+            essential=True,
+        ),
         Patch("demo_client", "Client.open", before=_tag_headers, span=True, target=_target),
         Patch("demo_client", "Client.aopen", before=_tag_headers, span=True),
         Patch("demo_client", "Client.missing_in_old_versions", optional=True),

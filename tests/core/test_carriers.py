@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ua_autotag.carriers import merge_application_name, merge_tokens, pg_display_bytes
+from ua_autotag.merge.libpq import merge_application_name, pg_display_bytes
+from ua_autotag.merge.tokens import merge_tokens
 
 OURS = "AcmePartner_DatEngProduct/3.5"
 

@@ -10,7 +10,7 @@ import pytest
 
 import ua_autotag
 from ua_autotag import ConfigurationError, InvalidUserAgent
-from ua_autotag.config import resolve
+from ua_autotag.settings import resolve
 
 UA = "AcmePartner_DatEngProduct/3.5"
 
@@ -188,7 +188,7 @@ def test_log_level_from_env() -> None:
 
 
 def test_settings_is_exported_lazily() -> None:
-    from ua_autotag.config import Settings
+    from ua_autotag.settings import Settings
 
     assert ua_autotag.Settings is Settings
     with pytest.raises(AttributeError):

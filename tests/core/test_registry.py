@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import pytest
 
 import ua_autotag
-from ua_autotag.integrations import CATALOG, CatalogEntry
+from ua_autotag.catalog import CATALOG, CatalogEntry
 
 UA = "AcmePartner_DatEngProduct/3.5"
 
@@ -44,7 +44,12 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A real module ``demo_client`` on sys.path, and its integration in the catalog."""
     (tmp_path / "demo_client.py").write_text(DEMO_CLIENT)
     monkeypatch.syspath_prepend(str(tmp_path))
-    CATALOG["demo"] = CatalogEntry("demo_client", "http-user-agent", "tests.core.demo_integration")
+    CATALOG["demo"] = CatalogEntry(
+        "demo_client",
+        "http-user-agent",
+        ("ua-autotag-demo-client-not-installed",),
+        module="tests.core.demo_integration",
+    )
     yield tmp_path
     ua_autotag.uninstrument()
     del CATALOG["demo"]
@@ -125,7 +130,26 @@ def test_wrapped_exception_propagates_unchanged(demo: Path) -> None:
     assert info.value is boom
 
 
-def test_missing_target_warns_once_and_leaves_client_untouched(
+def test_missing_target_degrades_to_the_patches_that_remain(
+    demo: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One method gone (``Client.open``): the others still tag; one warning; "partial"."""
+    (demo / "demo_client.py").write_text(DEMO_CLIENT.replace("def open(", "def open_v2("))
+    import demo_client
+
+    with caplog.at_level(logging.WARNING, logger="ua_autotag"):
+        ua_autotag.instrument(UA, integrations=["demo"])
+    row = ua_autotag.status()["demo"]
+    assert row.state == "partial"
+    assert row.missing == ("demo_client.Client.open",)
+    assert "demo_client.Client.open not found" in (row.reason or "")
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "demo_client.Client.open" in warnings[0].getMessage()
+    assert demo_client.connect()["User-Agent"] == UA  # the intact path is tagged
+    assert demo_client.Client.open_v2()["User-Agent"] == UA  # it calls connect: tagged there
+
+
+def test_missing_essential_target_warns_once_and_leaves_client_untouched(
     demo: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (demo / "demo_client.py").write_text(DEMO_CLIENT.replace("def connect(", "def connect_v2("))
@@ -136,14 +160,14 @@ def test_missing_target_warns_once_and_leaves_client_untouched(
         ua_autotag.instrument(UA, integrations=["demo"])
     row = ua_autotag.status()["demo"]
     assert row.state == "failed"
-    assert "demo_client.connect not found" in (row.reason or "")
+    assert "demo_client.connect not found (essential)" in (row.reason or "")
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "demo" in warnings[0].getMessage()
-    assert dict(vars(demo_client.Client)) == before  # all-or-nothing: nothing was wrapped
+    assert dict(vars(demo_client.Client)) == before  # skipped whole: nothing was wrapped
 
 
 def test_version_outside_range_is_unsupported(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ua_autotag import registry
+    from ua_autotag.engine import patcher as registry
 
     monkeypatch.setattr(registry, "installed_version", lambda dists: "0.5")
     import demo_client
@@ -172,7 +196,7 @@ def test_failing_tagger_never_breaks_the_call(
     monkeypatch.setattr(
         demo_integration,
         "INTEGRATION",
-        type(demo_integration.INTEGRATION)("demo", ("x",), ">=0", "demo", patches),
+        type(demo_integration.INTEGRATION)("demo", ">=0", "demo", patches),
     )
     with caplog.at_level(logging.WARNING, logger="ua_autotag"):
         ua_autotag.instrument(UA, integrations=["demo"])

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ua_autotag import InvalidUserAgent, UserAgent
-from ua_autotag.useragent import MAX_LENGTH
+from ua_autotag.value import MAX_LENGTH
 
 GOOD = [
     ("AcmePartner_DatEngProduct/3.5", ("AcmePartner", "DatEngProduct", "3.5")),

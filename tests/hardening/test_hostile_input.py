@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ua_autotag
-from ua_autotag.carriers import merge_application_name
-from ua_autotag.config import resolve
-from ua_autotag.registry import Tag
+from ua_autotag.merge.libpq import merge_application_name
+from ua_autotag.settings import resolve
+from ua_autotag.spec import Tag
 
 UA = "AcmePartner_DatEngProduct/3.5"
 

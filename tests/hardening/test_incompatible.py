@@ -65,7 +65,7 @@ def test_renamed_patch_target_warns_once_and_connect_still_works(
 
 def test_version_outside_supported_range_is_left_alone(tmp_path: Path, pg_dsn: str) -> None:
     # a real installed-distribution record claiming a future major version, found first
-    from ua_autotag.registry import load_spec
+    from ua_autotag.engine.patcher import load_spec
 
     dist = load_spec("psycopg").distributions[0]
     site = tmp_path / "site"

@@ -14,7 +14,7 @@ import pytest
 
 from tests import pg
 from tests.integrations.pgmatrix import LONG, LONG_APPENDED, UA
-from ua_autotag.carriers import libpq_application_name, pgappname
+from ua_autotag.merge.libpq import libpq_application_name, pgappname
 
 
 @pytest.mark.parametrize(

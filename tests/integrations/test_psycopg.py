@@ -371,7 +371,7 @@ def test_uninstrument_restores_originals_by_identity(pg_dsn: str) -> None:
 def test_fallback_without_get_connection_params(pg_dsn: str) -> None:
     """The connect-level rewrite used if a psycopg drops the private hook."""
     from ua_autotag.integrations import psycopg as integration
-    from ua_autotag.registry import Tag
+    from ua_autotag.spec import Tag
 
     settings = ua_autotag.instrument(UA)
     ua_autotag.uninstrument()

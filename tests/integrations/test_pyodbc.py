@@ -295,7 +295,7 @@ _KEYS = st.sampled_from(["Driver", "Host", "PWD", "UID", "Database", "UserAgentE
 def test_odbc_merge_keeps_every_other_attribute_and_ours_once(
     pairs: List[Tuple[str, str]], mode: str
 ) -> None:
-    from ua_autotag.carriers import merge_odbc_attribute, odbc_attributes, odbc_quote
+    from ua_autotag.merge.odbc import merge_odbc_attribute, odbc_attributes, odbc_quote
 
     text = ";".join(f"{k}={odbc_quote(v)}" for k, v in pairs)
     merged = merge_odbc_attribute(text, "UserAgentEntry", UA, mode)

@@ -21,8 +21,8 @@ import os
 import urllib.parse
 from typing import Any, Dict, Optional, Tuple
 
-from ..carriers import merge_application_name
-from ..registry import Integration, Patch, Tag
+from ..merge.libpq import merge_application_name
+from ..spec import Integration, Patch, Tag, pool_pins
 
 DEFAULT_PORT = 5432
 
@@ -75,7 +75,6 @@ def _before_connect(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Any:
 
 INTEGRATION = Integration(
     name="asyncpg",
-    distributions=("asyncpg",),
     # 0.27/0.28 pools open every connection after the first through _connect_addr with the
     # first one's parameters: no tag if instrumented later, scoped values ignored, no span
     supported=">=0.29,<1",
@@ -83,5 +82,6 @@ INTEGRATION = Integration(
     patches=(
         Patch("asyncpg.connect_utils", "_connect", before=_before_connect, span=True),
         Patch("asyncpg.connection", "connect", before=_before_connect, span=True, optional=True),
+        *pool_pins("asyncpg.pool", "Pool", "_get_new_connection", when=None),
     ),
 )

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 from typing import Any, Tuple
 
-from ua_autotag.integrations.spark_connect import CARRIER, MERGED, merge_user_part
-from ua_autotag.registry import Integration, Patch, Tag
+from ..merge.spark import merge_user_part
+from ..spec import Integration, Patch, Tag
+from .spark_connect import CARRIER, MERGED
 
 #: the first of Databricks Connect's own tokens after the app's part
 MARKER = "databricks-session"
@@ -66,7 +67,6 @@ def _merge(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Tuple[Any, Any]:
 
 INTEGRATION = Integration(
     name="databricks_connect",
-    distributions=("databricks-connect",),
     supported=">=14.3",
     system="spark",
     patches=(

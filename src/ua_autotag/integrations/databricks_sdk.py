@@ -27,7 +27,7 @@ So the tag cannot be applied at construction only: clients built before
 The SDK's global ``useragent.with_*`` functions are never called: they are
 process-wide and cannot be undone. Everything the SDK and the application put in
 the header (product/product_version, ``with_extra`` entries, ``auth/...``,
-``upstream/...``) stays; :func:`ua_autotag.carriers.merge_product_token` decides
+``upstream/...``) stays; :func:`ua_autotag.merge.http.merge_sdk_header` decides
 per mode, so our token appears exactly once even when the application already
 added it with ``with_extra``.
 
@@ -50,9 +50,9 @@ import threading
 from typing import Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
-from .. import config
-from ..carriers import merge_product_token
-from ..registry import Integration, Patch, Tag
+from ..engine.attribution import creator, for_object, pin
+from ..merge.http import merge_sdk_header
+from ..spec import Integration, Patch, Tag
 
 logger = logging.getLogger("ua_autotag")
 
@@ -71,28 +71,19 @@ class TaggedUserAgent(str):
     untagged: str
 
 
-def merge_sdk_header(raw: str, ours: str, mode: str) -> str:
-    """Merge ``ours`` into an SDK User-Agent; the leading product slot is never touched.
+def tag_header(raw: str, owner: Any) -> str:
+    """``raw`` (an SDK User-Agent) with ``owner``'s value merged in; never raises.
 
-    The first token is the application's ``product/product_version`` (or the SDK's
-    ``unknown/0.0.0``): it always stays, even when it names our own product. If it is
-    exactly our token, or (``keep``) any version of our product, the header already
-    identifies us and is sent as is. Otherwise the rest is merged by
-    :func:`ua_autotag.carriers.merge_product_token`.
+    ``owner`` is the client or config sending it: its pinned product (the product
+    whose code created it) decides, after a ``user_agent()`` scope.
     """
-    product, _, rest = raw.partition(" ")
-    if product == ours or (mode == "keep" and product.split("/", 1)[0] == ours.split("/", 1)[0]):
+    if not isinstance(raw, str) or not raw:
         return raw
-    return f"{product} {merge_product_token(rest, ours, mode)}"
-
-
-def tag_header(raw: str) -> str:
-    """``raw`` (an SDK User-Agent) with the value in force merged in; never raises."""
-    settings = config._ACTIVE
-    if settings is None or not isinstance(raw, str) or not raw:
+    settings = for_object(owner)
+    if settings is None or "databricks_sdk" not in settings.active:
         return raw
     try:
-        ours = config.current_user_agent(settings).render(CARRIER)
+        ours = settings.user_agent.render(CARRIER)
         key = (raw, ours, settings.mode)
         merged = _CACHE.get(key)
         if merged is None:
@@ -127,10 +118,13 @@ class _UserAgentBase:
             raw = instance.__dict__[_ATTR]
         except KeyError:
             raise AttributeError(_ATTR) from None
-        return tag_header(raw)
+        return tag_header(raw, instance)
 
     def __set__(self, instance: Any, value: Any) -> None:
         instance.__dict__[_ATTR] = value.untagged if isinstance(value, TaggedUserAgent) else value
+        product = creator()  # set in _BaseClient.__init__: pin to the creating product
+        if product is not None:
+            pin(instance, product)
 
     def __delete__(self, instance: Any) -> None:
         try:
@@ -146,7 +140,7 @@ def _tagged_property(original: property) -> property:
 
     def user_agent(cfg: Any) -> Any:
         raw = fget(cfg)
-        merged = tag_header(raw)
+        merged = tag_header(raw, cfg)
         if merged is raw or not isinstance(raw, str):
             return raw
         value = TaggedUserAgent(merged)
@@ -224,7 +218,6 @@ def _note_client(
 
 INTEGRATION = Integration(
     name="databricks_sdk",
-    distributions=("databricks-sdk",),
     # _BaseClient (with _user_agent_base) since 0.34 (before it, ApiClient held the
     # header); verified on 0.34 and 0.162 (``nox -s matrix``). If _BaseClient or the
     # Config.user_agent property is missing, setup fails and the integration reports
@@ -241,6 +234,12 @@ INTEGRATION = Integration(
             span=True,
             target=_target,
         ),
+        # pins (applied after the span wrappers on the same methods, so outermost): a
+        # client or config created by a product's code sends that product's value
+        Patch("databricks.sdk", "WorkspaceClient.__init__", pin="create"),
+        Patch("databricks.sdk", "AccountClient.__init__", pin="create"),
+        Patch("databricks.sdk.core", "ApiClient.__init__", pin="create"),
+        Patch("databricks.sdk.config", "Config.__init__", pin="create"),
     ),
     setup=_setup,
 )

@@ -32,29 +32,11 @@ import functools
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
-from ..carriers import merge_tokens
-from ..registry import Integration, Patch, Tag
+from ..merge.entry import merge_entry
+from ..spec import Integration, Patch, Tag
 
 Args = Tuple[Any, ...]
 Kwargs = Dict[str, Any]
-
-#: what the databricks-sqlalchemy dialect puts in front of the caller's entry
-SQLALCHEMY_MARKER = "sqlalchemy"
-
-
-def merge_entry(existing: Optional[str], ours: str, mode: str) -> str:
-    """Merge ``ours`` into a connector ``user_agent_entry`` per ``mode``.
-
-    ``"sqlalchemy + <entry>"`` (the dialect's marker) keeps its marker; the entry
-    after it is the caller's value. An empty entry is no caller value, so ``keep``
-    still adds ours there.
-    """
-    if existing is not None:
-        head, plus, rest = existing.partition("+")
-        if head.strip() == SQLALCHEMY_MARKER and (plus or not rest):
-            return f"{SQLALCHEMY_MARKER} + {merge_tokens(rest.strip() or None, ours, mode)}"
-    return merge_tokens(existing, ours, mode)
-
 
 def _tag_entry(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Args, Kwargs]:
     entry = kwargs.get("user_agent_entry")
@@ -115,7 +97,6 @@ def target(instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Optional[str], An
 
 INTEGRATION = Integration(
     name="databricks_sql",
-    distributions=("databricks-sql-connector",),
     # user_agent_entry read first (``_user_agent_entry`` deprecated) from 4.0.2 on; 4.0.0
     # reads only ``_user_agent_entry``. Verified on 4.0.2 and 4.9 (``nox -s matrix``).
     supported=">=4.0.2,<5",

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Tuple
 
-from ..carriers import copy_with_header, merge_rest_user_agent
+from ..merge.http import copy_with_header, merge_rest_user_agent
+from ..engine.attribution import for_object
 from ..hosts import rules_for
-from ..registry import Integration, Patch, Tag, argument, with_argument
+from ..spec import Integration, Patch, Tag, argument, with_argument
 
 
 def _tag_request(
@@ -37,11 +38,14 @@ def _tag_request(
 
 INTEGRATION = Integration(
     name="httpx",
-    distributions=("httpx",),
     supported=">=0.23,<1",
     system="databricks",
     patches=(
-        Patch("httpx", "Client._send_single_request", before=_tag_request),
-        Patch("httpx", "AsyncClient._send_single_request", before=_tag_request),
+        Patch("httpx", "Client._send_single_request", before=_tag_request, settings=for_object),
+        Patch(
+            "httpx", "AsyncClient._send_single_request", before=_tag_request, settings=for_object
+        ),
+        Patch("httpx", "Client.__init__", pin="create"),
+        Patch("httpx", "AsyncClient.__init__", pin="create"),
     ),
 )

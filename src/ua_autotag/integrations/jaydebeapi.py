@@ -29,8 +29,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from ..carriers import USER_AGENT_ENTRY, merge_odbc_attribute, merge_tokens, odbc_attributes
-from ..registry import Integration, Patch, Tag, argument, with_argument
+from ..merge.odbc import USER_AGENT_ENTRY, merge_odbc_attribute, odbc_attributes
+from ..merge.tokens import merge_tokens
+from ..spec import Integration, Patch, Tag, argument, with_argument
 
 Args = Tuple[Any, ...]
 Kwargs = Dict[str, Any]
@@ -87,7 +88,7 @@ def _tag_connect(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[A
     return args, kwargs
 
 
-def _span_wanted(instance: Any, args: Args, kwargs: Kwargs) -> bool:
+def _span_wanted(settings: Any, instance: Any, args: Args, kwargs: Kwargs) -> bool:
     return is_databricks_url(argument(args, kwargs, _URL_INDEX, "url"))
 
 
@@ -101,7 +102,6 @@ def _target(instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Optional[str], A
 
 INTEGRATION = Integration(
     name="jaydebeapi",
-    distributions=("JayDeBeApi", "jaydebeapi"),
     supported=">=1.1,<2",
     system="databricks",
     patches=(

@@ -27,8 +27,8 @@ import os
 from typing import Any, Dict, Optional, Tuple
 
 from .. import telemetry
-from ..carriers import libpq_application_name, merge_application_name
-from ..registry import Integration, Patch, Tag
+from ..merge.libpq import libpq_application_name, merge_application_name
+from ..spec import Integration, Patch, Tag, pool_pins
 
 DEFAULT_PORT = 5432
 
@@ -76,7 +76,7 @@ def _after_params(tag: Tag, instance: Any, args: Any, kwargs: Any, result: Any) 
     return params
 
 
-def _pending(instance: Any, args: Any, kwargs: Any) -> bool:
+def _pending(settings: Any, instance: Any, args: Any, kwargs: Any) -> bool:
     return _UNSPANNED.get() is not None
 
 
@@ -119,7 +119,6 @@ def _connect_patch(path: str) -> Patch:
 
 INTEGRATION = Integration(
     name="psycopg",
-    distributions=("psycopg",),
     supported=">=3.1,<4",
     system="postgresql",
     patches=(
@@ -146,5 +145,8 @@ INTEGRATION = Integration(
             span=_pending,
             optional=True,
         ),
+        # pools keep the product whose code created them, for their worker threads
+        *pool_pins("psycopg_pool", "ConnectionPool", "_connect"),
+        *pool_pins("psycopg_pool", "AsyncConnectionPool", "_connect"),
     ),
 )

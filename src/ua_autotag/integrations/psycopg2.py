@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import Integration, Patch, Tag, argument, with_argument
+from ..spec import Integration, Patch, Tag, argument, pool_pins, with_argument
 from .psycopg import tag_params
 
 
@@ -29,8 +29,10 @@ def _before_connect(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Any:
 
 INTEGRATION = Integration(
     name="psycopg2",
-    distributions=("psycopg2", "psycopg2-binary"),
     supported=">=2.8,<3",
     system="postgresql",
-    patches=(Patch("psycopg2", "_connect", before=_before_connect, span=True),),
+    patches=(
+        Patch("psycopg2", "_connect", before=_before_connect, span=True, essential=True),
+        *pool_pins("psycopg2.pool", "AbstractConnectionPool", "_connect"),
+    ),
 )

@@ -20,7 +20,7 @@ The attributes are read from the connection string and from the keyword form
 untouched, byte for byte.
 
 Where the value goes: a caller's ``UserAgentEntry`` (string or keyword, any case) is
-merged in place per mode (:func:`ua_autotag.carriers.merge_odbc_attribute`: ODBC
+merged in place per mode (:func:`ua_autotag.merge.odbc.merge_odbc_attribute`: ODBC
 ``{...}`` escaping, the caller's braces kept); otherwise ``UserAgentEntry=<value>``
 is appended to the connection string (or passed as a keyword when the caller gave
 keywords only). A ``UserAgentEntry`` set inside a DSN's ``odbc.ini`` section is not
@@ -35,16 +35,17 @@ import logging
 import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from ..carriers import (
+from ..merge.odbc import (
     USER_AGENT_ENTRY,
     OdbcAttribute,
     merge_odbc_attribute,
-    merge_tokens,
     odbc_attributes,
     odbc_quote,
 )
+from ..merge.tokens import merge_tokens
 from ..hosts import rules_for
-from ..registry import Integration, Patch, Tag
+from ..settings import Settings
+from ..spec import Integration, Patch, Tag
 
 logger = logging.getLogger("ua_autotag")
 
@@ -92,15 +93,11 @@ class OdbcRules:
         return any(p in name for p in self.drivers)
 
 
-_RULES: Tuple[object, Optional[OdbcRules]] = (None, None)
-
-
-def rules(settings: object) -> OdbcRules:
-    global _RULES
-    cached_for, value = _RULES
-    if cached_for is not settings or value is None:
-        value = OdbcRules(os.environ)
-        _RULES = (settings, value)
+def rules(settings: Settings) -> OdbcRules:
+    """The ODBC rules of ``settings`` (computed once per settings object)."""
+    value: Optional[OdbcRules] = settings.cache.get("odbc")
+    if value is None:
+        value = settings.cache["odbc"] = OdbcRules(os.environ)
     return value
 
 
@@ -137,7 +134,7 @@ def effective_attributes(
 
 
 def is_databricks(
-    settings: object, args: Args, kwargs: Kwargs, parsed: Optional[Tuple[OdbcAttribute, ...]] = None
+    settings: Settings, args: Args, kwargs: Kwargs, parsed: Optional[Tuple[OdbcAttribute, ...]] = None
 ) -> bool:
     """Whether this ``pyodbc.connect`` call targets Databricks (module docstring rules)."""
     attrs = effective_attributes(args, kwargs, parsed)
@@ -182,11 +179,8 @@ def _tag_connect(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[A
     return new_args, new_kwargs
 
 
-def _span_wanted(instance: Any, args: Args, kwargs: Kwargs) -> bool:
-    from .. import config
-
-    settings = config._ACTIVE
-    return settings is not None and is_databricks(settings, args, kwargs)
+def _span_wanted(settings: Settings, instance: Any, args: Args, kwargs: Kwargs) -> bool:
+    return is_databricks(settings, args, kwargs)
 
 
 def _target(instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Optional[str], Any]:
@@ -200,7 +194,6 @@ def _target(instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Optional[str], A
 
 INTEGRATION = Integration(
     name="pyodbc",
-    distributions=("pyodbc",),
     supported=">=4.0.30,<6",
     system="databricks",
     patches=(Patch("pyodbc", "connect", before=_tag_connect, span=_span_wanted, target=_target),),

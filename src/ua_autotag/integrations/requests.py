@@ -10,16 +10,17 @@ session keeps the caller's object untouched, so a redirect to a non-Databricks h
 is rebuilt from the untagged original and leaves exactly as it would without us
 (``response.request`` is the copy: it shows what was sent). Which hosts count:
 :mod:`ua_autotag.hosts`; how the header is merged:
-:func:`ua_autotag.carriers.merge_rest_user_agent`. No span per request (see README).
+:func:`ua_autotag.merge.http.merge_rest_user_agent`. No span per request (see README).
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, Tuple
 
-from ..carriers import copy_with_header, merge_rest_user_agent
+from ..merge.http import copy_with_header, merge_rest_user_agent
+from ..engine.attribution import for_object
 from ..hosts import rules_for
-from ..registry import Integration, Patch, Tag, argument, with_argument
+from ..spec import Integration, Patch, Tag, argument, with_argument
 
 
 def _tag_request(
@@ -43,8 +44,11 @@ def _tag_request(
 
 INTEGRATION = Integration(
     name="requests",
-    distributions=("requests",),
     supported=">=2.25,<3",
     system="databricks",
-    patches=(Patch("requests.adapters", "HTTPAdapter.send", before=_tag_request),),
+    patches=(
+        Patch("requests.adapters", "HTTPAdapter.send", before=_tag_request, settings=for_object),
+        # a Session's adapters are made in Session.__init__: they keep the creating product
+        Patch("requests.adapters", "HTTPAdapter.__init__", pin="create"),
+    ),
 )

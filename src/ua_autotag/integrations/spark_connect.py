@@ -37,21 +37,19 @@ warning is logged once (never cut, never an error in the application's call).
 
 from __future__ import annotations
 
-import functools
 import os
 import urllib.parse
 from typing import Any, Optional, Tuple
 
-from ua_autotag import config
-from ua_autotag.carriers import merge_tokens
-from ua_autotag.registry import Integration, Patch, Tag
+from ..engine import attribution
+from ..merge.spark import DEFAULT_USER_AGENT, merge_user_part
+from ..settings import Settings
+from ..spec import Integration, Patch, Tag
 
 _CORE = "pyspark.sql.connect.client.core"
 CARRIER = "spark_connect"
-DEFAULT_USER_AGENT = "_SPARK_CONNECT_PYTHON"  # pyspark's placeholder, not a caller's value
-QUOTED_LIMIT = 2048  # the client's own limit on the user part, after URL-quoting
 
-#: on a channel builder: the UserAgent in force when its session was created
+#: on a channel builder: the settings in force when its session was created
 CAPTURED = "_ua_autotag_user_agent"
 #: on a channel builder: an integration already merged ours into its parameters
 #: (Databricks Connect does it where it can tell the app's part from its own)
@@ -70,35 +68,11 @@ def caller_part(builder: Any) -> str:
     return str(value)
 
 
-@functools.lru_cache(maxsize=256)  # the same few values on every request of a process
-def merge_user_part(existing: Optional[str], ours: str, mode: str, tail: str = "") -> str:
-    """Merge ``ours`` into a Spark Connect user part, within the client's limit.
-
-    ``tail`` is whatever follows in the same ``user_agent`` parameter (Databricks
-    Connect's own tokens); it counts towards the limit. Raises ``ValueError`` (not a
-    configuration error: the caller's value is what is long) when the result would
-    exceed it; the registry then leaves the call untagged and warns once.
-    """
-    if existing == DEFAULT_USER_AGENT or not existing:
-        existing = None
-    merged = merge_tokens(existing, ours, mode)
-    quoted = len(urllib.parse.quote(merged + tail))
-    if quoted > QUOTED_LIMIT:
-        raise ValueError(
-            f"the Spark Connect user agent would be {quoted} characters after URL-quoting "
-            f"with ours appended, over the client's {QUOTED_LIMIT}; the caller's "
-            f"{len(existing or '')}-character value is sent unchanged"
-        )
-    return merged
-
-
 def _tag_user_agent(tag: Tag, builder: Any, args: Any, kwargs: Any, result: str) -> str:
     """``ChannelBuilder.userAgent`` getter: merge ours into the user part of ``result``."""
     if getattr(builder, MERGED, False):
         return result
-    captured = getattr(builder, CAPTURED, None)
-    ua = captured if captured is not None else tag.settings.user_agent
-    ours = ua.render(CARRIER)
+    ours = tag.ua.render(CARRIER)
     user = caller_part(builder)
     if result.startswith(user + " "):
         rest = result[len(user) :]
@@ -136,7 +110,7 @@ def _target(client: Any, args: Any, kwargs: Any) -> Tuple[Optional[str], Optiona
 def _on_session(tag: Tag, client: Any, args: Any, kwargs: Any, result: Any) -> Any:
     """``SparkConnectClient.__init__``: pin the value in force now to this session."""
     builder = client._builder
-    setattr(builder, CAPTURED, tag.ua)
+    setattr(builder, CAPTURED, tag.settings)
     _fill_artifact_requests(client)
     address, port = target_of(builder)
     try:
@@ -169,8 +143,8 @@ class _FillingStub:
     def _fill(self, request: Any) -> Any:
         try:
             if not getattr(request, "client_type", True):
-                settings = config.active()
-                if settings is not None and settings.enabled("spark_connect"):
+                settings = session_settings(self._builder)
+                if settings is not None and "spark_connect" in settings.active:
                     request.client_type = self._builder.userAgent
         except Exception:  # never break the request: it goes as the client built it
             pass
@@ -191,13 +165,26 @@ def _fill_artifact_requests(client: Any) -> None:
         manager._stub = _FillingStub(stub, client._builder)
 
 
+def session_settings(builder: Any) -> Optional[Settings]:
+    """The settings of the session ``builder`` serves: pinned at its creation, else now's."""
+    captured: Optional[Settings] = getattr(builder, CAPTURED, None)
+    if captured is not None and attribution.state() is not None:
+        return captured
+    return attribution.current()
+
+
 INTEGRATION = Integration(
     name="spark_connect",
-    distributions=("pyspark-client", "pyspark-connect", "pyspark"),
     supported=">=3.5",
     system="spark",
     patches=(
-        Patch(_CORE, "ChannelBuilder.userAgent", after=_tag_user_agent),
+        Patch(
+            _CORE,
+            "ChannelBuilder.userAgent",
+            after=_tag_user_agent,
+            essential=True,
+            settings=session_settings,
+        ),
         Patch(_CORE, "SparkConnectClient.__init__", after=_on_session, span=True, target=_target),
     ),
 )

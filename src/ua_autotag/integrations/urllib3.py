@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from ..carriers import merge_rest_user_agent
+from ..merge.http import merge_rest_user_agent
+from ..engine.attribution import for_object
 from ..hosts import host_of, rules_for
-from ..registry import Integration, Patch, Tag, argument, with_argument
+from ..spec import Integration, Patch, Tag, argument, with_argument
 
 _HEADERS_INDEX = 3  # urlopen(method, url, body, headers, ...)
 
@@ -58,8 +59,19 @@ def _tag_urlopen(
 
 INTEGRATION = Integration(
     name="urllib3",
-    distributions=("urllib3",),
     supported=">=1.26,<3",
     system="databricks",
-    patches=(Patch("urllib3.connectionpool", "HTTPConnectionPool.urlopen", before=_tag_urlopen),),
+    patches=(
+        Patch(
+            "urllib3.connectionpool",
+            "HTTPConnectionPool.urlopen",
+            before=_tag_urlopen,
+            settings=for_object,
+        ),
+        # pools keep the creating product; a PoolManager's pools are made while it serves
+        # a request, so they inherit its product
+        Patch("urllib3.connectionpool", "HTTPConnectionPool.__init__", pin="create"),
+        Patch("urllib3.poolmanager", "PoolManager.__init__", pin="create"),
+        Patch("urllib3.poolmanager", "PoolManager.urlopen", pin="use"),
+    ),
 )

@@ -335,9 +335,9 @@ def run(
     timeout: float = 120.0,
 ) -> int:
     """The ``verify`` subcommand: resolve the value, probe, print; returns the exit status."""
-    from .. import config
+    from .. import settings as config
     from ..cli import DEMO_USER_AGENT, CliError
-    from ..useragent import UserAgent
+    from ..value import UserAgent
 
     env = dict(os.environ)
     if user_agent is not None:

@@ -21,14 +21,14 @@ This module is imported by ``import ua_autotag``; it deliberately uses no ``re``
 
 from __future__ import annotations
 
+from .merge import CARRIERS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, Optional
+    from typing import Optional
 
 __all__ = [
-    "CARRIERS",
     "MAX_LENGTH",
-    "Carrier",
     "ConfigurationError",
     "InvalidUserAgent",
     "UserAgent",
@@ -56,32 +56,6 @@ class InvalidUserAgent(ConfigurationError):
 
     The message names the rule and shows the offending value with ``repr``.
     """
-
-
-class Carrier:
-    """Where a client carries the value, and the byte limit it imposes (if any)."""
-
-    __slots__ = ("description", "max_bytes", "name")
-
-    def __init__(self, name: str, description: str, max_bytes: Optional[int] = None) -> None:
-        self.name = name
-        self.description = description
-        self.max_bytes = max_bytes
-
-    def __repr__(self) -> str:
-        return f"Carrier({self.name!r}, max_bytes={self.max_bytes!r})"
-
-
-CARRIERS: Dict[str, Carrier] = {
-    c.name: c
-    for c in (
-        Carrier("http-user-agent", "HTTP User-Agent header (Databricks SDK, REST)"),
-        Carrier("user_agent_entry", "databricks-sql-connector user_agent_entry"),
-        Carrier("odbc", "ODBC / JDBC UserAgentEntry attribute"),
-        Carrier("application_name", "PostgreSQL / Lakebase application_name", 63),
-        Carrier("spark_connect", "Spark Connect client user agent", 2048),
-    )
-}
 
 
 def _check_part(what: str, value: object) -> None:
@@ -117,12 +91,12 @@ class UserAgent:
     Immutable and hashable.
     """
 
-    __slots__ = ("_text", "isv", "product", "version")
+    __slots__ = ("text", "isv", "product", "version")
 
     isv: str
     product: str
     version: Optional[str]
-    _text: str
+    text: str
 
     def __init__(self, isv: str, product: str, version: Optional[str] = None) -> None:
         _check_part("isv", isv)
@@ -137,7 +111,7 @@ class UserAgent:
         object.__setattr__(self, "isv", isv)
         object.__setattr__(self, "product", product)
         object.__setattr__(self, "version", version)
-        object.__setattr__(self, "_text", text)
+        object.__setattr__(self, "text", text)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("UserAgent is immutable")
@@ -189,16 +163,16 @@ class UserAgent:
         return f"{self.isv}_{self.product}"
 
     def __str__(self) -> str:
-        return self._text
+        return self.text
 
     def __repr__(self) -> str:
-        return f"UserAgent({self._text!r})"
+        return f"UserAgent({self.text!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, UserAgent) and other._text == self._text
+        return isinstance(other, UserAgent) and other.text == self.text
 
     def __hash__(self) -> int:
-        return hash(self._text)
+        return hash(self.text)
 
     def render(self, carrier: str) -> str:
         """The value as ``carrier`` sends it; raises if it cannot fit there.
@@ -207,7 +181,7 @@ class UserAgent:
         chosen for that, and it is ASCII, so characters are bytes); only the
         length limit differs.
         """
-        text = self._text
+        text = self.text
         limit = CARRIERS[carrier].max_bytes
         if limit is not None and len(text) > limit:
             raise InvalidUserAgent(

@@ -1,0 +1,201 @@
+"""The engine: register settings, arm import hooks, apply integrations when clients load.
+
+``instrument()`` lands here: the settings join :mod:`.attribution` (the default or a
+product) and every integration they enable gets a hook on its trigger module through
+:mod:`.finder`. Nothing heavy happens until a trigger module is imported: only then is
+:mod:`.patcher` (wrapt, version checks, the integration module) loaded. So a process
+that never imports a client pays a few milliseconds for ``import ua_autotag``, however
+it is configured.
+"""
+
+from __future__ import annotations
+
+import sys
+from _thread import RLock
+
+from ..catalog import CATALOG
+from ..settings import Settings
+from . import attribution, finder
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple
+
+    from ..spec import IntegrationStatus
+
+__all__ = ["ProductInfo", "Status", "instrument", "status", "uninstrument"]
+
+#: guards applying and removing patches (re-entrant: hooks may fire while we hold it)
+_LOCK = RLock()
+_ARMED: set[str] = set()
+
+
+def _patcher() -> Any:
+    """The patcher module if it has been loaded (None: nothing was ever patched)."""
+    return sys.modules.get(f"{__name__}.patcher")
+
+
+def _wanted() -> set[str]:
+    st = attribution.state()
+    wanted: set[str] = set()
+    if st is not None:
+        for settings in st.every():
+            wanted |= settings.active
+    return wanted
+
+
+def _hook(name: str) -> Callable[[Any], None]:
+    def on_import(module: Any) -> None:  # an exception here would fail the user's import
+        try:
+            with _LOCK:
+                if name in CATALOG and name in _wanted():
+                    from . import patcher
+
+                    patcher.apply(name)
+        except Exception:  # pragma: no cover - apply() never raises
+            pass
+
+    return on_import
+
+
+def _deferred_hook(name: str, module_name: str) -> Callable[[Any], None]:
+    def on_import(module: Any) -> None:
+        try:
+            with _LOCK:
+                patcher = _patcher()
+                if patcher is not None:
+                    patcher.apply_deferred(name, module_name)
+        except Exception:  # pragma: no cover - apply_deferred() never raises
+            pass
+
+    return on_import
+
+
+def instrument(settings: Settings) -> Settings:
+    """Make ``settings`` the default or a product; arm hooks for what it enables.
+
+    Raises :class:`~ua_autotag.value.ConfigurationError` (nothing changed) for a
+    package claimed by another product.
+    """
+    to_arm: List[str] = []
+    with _LOCK:
+        fresh = attribution.state() is None
+        attribution.register(settings)
+        patcher = _patcher()
+        if fresh and patcher is not None:
+            patcher.forget_failures()
+        wanted = _wanted()
+        for name in CATALOG:
+            if name not in wanted:
+                if patcher is not None:
+                    patcher.remove(name)
+            elif name not in _ARMED:
+                _ARMED.add(name)
+                to_arm.append(name)
+    # outside the lock: watch() may wait for another thread's import of the trigger
+    for name in to_arm:
+        entry = CATALOG[name]
+        for extra in entry.watch:
+            finder.watch(extra, _deferred_hook(name, extra))
+        finder.watch(entry.trigger, _hook(name))
+    return settings
+
+
+def uninstrument(packages: Optional[Tuple[str, ...]] = None) -> None:
+    """Remove one product (``packages``) or everything, restoring originals by identity."""
+    with _LOCK:
+        attribution.unregister(packages)
+        patcher = _patcher()
+        if attribution.state() is None:
+            if patcher is not None:
+                patcher.remove_all()
+            finder.unwatch_all()
+            _ARMED.clear()
+            return
+        wanted = _wanted()
+        if patcher is not None:
+            for name in CATALOG:
+                if name not in wanted:
+                    patcher.remove(name)
+
+
+class ProductInfo:
+    """A registered value as ``status()`` and ``doctor`` show it."""
+
+    __slots__ = ("mode", "origin", "packages", "user_agent")
+
+    def __init__(self, settings: Settings) -> None:
+        self.user_agent = str(settings.user_agent)
+        self.packages = settings.packages
+        self.origin = settings.origin
+        self.mode = settings.mode
+
+    def __repr__(self) -> str:
+        where = f", packages={list(self.packages)}" if self.packages else " (process default)"
+        return f"ProductInfo({self.user_agent!r}{where}, set at {self.origin or '?'})"
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "user_agent": self.user_agent,
+            "packages": list(self.packages),
+            "origin": self.origin,
+            "mode": self.mode,
+        }
+
+
+if TYPE_CHECKING:
+    _StatusBase = Dict[str, IntegrationStatus]
+else:
+    _StatusBase = dict
+
+
+class Status(_StatusBase):
+    """Per integration, its :class:`~ua_autotag.spec.IntegrationStatus`; plus who tags.
+
+    ``default`` is the process default (None without one), ``products`` the library
+    products registered with ``packages=``.
+    """
+
+    default: Optional[ProductInfo]
+    products: List[ProductInfo]
+
+
+def status() -> Status:
+    """Per integration: patched, partial, waiting, disabled, unsupported or failed."""
+    from ..spec import IntegrationStatus
+    from . import patcher
+
+    with _LOCK:
+        st = attribution.state()
+        rows = Status()
+        rows.default = ProductInfo(st.default) if st is not None and st.default else None
+        rows.products = [
+            ProductInfo(p.settings) for p in attribution.products() if p.settings is not None
+        ]
+        every = st.every() if st is not None else ()
+        wanted = _wanted()
+        for name, entry in CATALOG.items():
+            row = patcher.status_of(name)
+            if row is not None:
+                rows[name] = row
+                continue
+            try:
+                spec: Any = patcher.load_spec(name)
+            except Exception:
+                spec = None
+            supported = spec.supported if spec is not None else None
+            version = patcher.installed_version(entry.distributions)
+            if not every:
+                reason = "ua_autotag is not instrumented"
+                rows[name] = IntegrationStatus(name, "disabled", version, supported, reason)
+            elif name not in wanted:
+                sources = sorted({s.sources.get("disabled", "default") for s in every})
+                reason = f"disabled ({', '.join(sources)})"
+                rows[name] = IntegrationStatus(name, "disabled", version, supported, reason)
+            elif version is None and entry.trigger not in sys.modules:
+                reason = f"{entry.trigger} is not installed"
+                rows[name] = IntegrationStatus(name, "waiting", None, supported, reason)
+            else:
+                reason = f"{entry.trigger} not imported yet"
+                rows[name] = IntegrationStatus(name, "waiting", version, supported, reason)
+        return rows

@@ -1,0 +1,356 @@
+"""Which product a connection belongs to: scopes, pins, the call stack, the process default.
+
+Every wrapper asks :func:`current` once per connect (or once per object, for clients that
+pin). The answer, in order:
+
+1. an active ``with ua_autotag.user_agent(...)`` scope (a contextvar);
+2. the product pinned to the object opening the connection: long-lived objects
+   (engines, pools, SDK clients...) remember the product whose code created them, and
+   set :data:`_PINNED` while they open connections, whatever thread they run on;
+3. the innermost frame on the call stack whose module belongs to a registered package
+   (so when product A calls into product B and B connects, it is B's);
+4. the process default (``instrument()`` without ``packages``);
+5. nothing: the call is left exactly as the caller made it.
+
+All of it is one immutable :class:`State` snapshot, replaced (never mutated) when a
+product registers or leaves, so a reader needs no lock. The frame walk caches, per code
+object, which product (if any) it belongs to: after the first connect from a code path
+it costs one dict lookup per frame. Imported by ``instrument()``: standard library only,
+nothing heavy.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import sys
+
+from ..settings import Settings
+from ..value import ConfigurationError, UserAgent
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterator, Optional, Tuple
+
+__all__ = [
+    "PIN",
+    "Product",
+    "State",
+    "creator",
+    "current",
+    "for_object",
+    "pin",
+    "pin_of",
+    "pinned",
+    "products",
+    "register",
+    "scope",
+    "state",
+    "unregister",
+]
+
+#: the attribute on pinned objects that holds their :class:`Product`
+PIN = "_ua_autotag_product"
+
+_CODE_CACHE_MAX = 8192
+
+
+class Product:
+    """A registered library product: its current settings (None once removed).
+
+    Objects pin the :class:`Product`, not its settings, so a re-target (``instrument()``
+    again for the same packages) reaches objects already created.
+    """
+
+    __slots__ = ("packages", "settings")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings: Optional[Settings] = settings
+        self.packages = settings.packages
+
+    def __repr__(self) -> str:
+        return f"Product({self.settings!r})"
+
+
+class State:
+    """One immutable snapshot: the default, the products, and the frame cache for them."""
+
+    __slots__ = ("by_package", "code_cache", "default", "products", "scoped_base")
+
+    def __init__(self, default: Optional[Settings], products: Tuple[Product, ...]) -> None:
+        self.default = default
+        self.products = products
+        self.by_package: Dict[str, Product] = {p: prod for prod in products for p in prod.packages}
+        self.code_cache: Dict[Any, Optional[Product]] = {}
+
+    def product_of_module(self, module: Optional[str]) -> Optional[Product]:
+        """The product owning ``module`` (longest registered package prefix wins)."""
+        by_package = self.by_package
+        while module:
+            product = by_package.get(module)
+            if product is not None:
+                return product
+            module = module.rpartition(".")[0]
+        return None
+
+    def every(self) -> Tuple[Settings, ...]:
+        """The default and every product's settings."""
+        found = [p.settings for p in self.products if p.settings is not None]
+        return ((self.default,) if self.default is not None else ()) + tuple(found)
+
+
+_STATE: Optional[State] = None
+_SCOPED: contextvars.ContextVar[Optional[Settings]] = contextvars.ContextVar(
+    "ua_autotag_scoped", default=None
+)
+_PINNED: contextvars.ContextVar[Optional[Product]] = contextvars.ContextVar(
+    "ua_autotag_pinned", default=None
+)
+_getframe = sys._getframe
+
+
+def state() -> Optional[State]:
+    """The snapshot in force, or None when nothing is instrumented."""
+    return _STATE
+
+
+def products() -> Tuple[Product, ...]:
+    """The registered library products."""
+    return () if _STATE is None else _STATE.products
+
+
+def from_stack(st: State, depth: int = 2) -> Optional[Product]:
+    """The product of the innermost frame (from ``depth`` up) in a registered package."""
+    cache = st.code_cache
+    frame: Any = _getframe(depth)
+    while frame is not None:
+        code = frame.f_code
+        try:
+            product = cache[code]
+        except KeyError:
+            product = st.product_of_module(frame.f_globals.get("__name__"))
+            if len(cache) >= _CODE_CACHE_MAX:
+                cache.clear()
+            cache[code] = product
+        if product is not None:
+            return product
+        frame = frame.f_back
+    return None
+
+
+def current() -> Optional[Settings]:
+    """The settings that tag a connection opened here, now; None: leave it alone."""
+    st = _STATE
+    if st is None:
+        return None
+    scoped = _SCOPED.get()
+    if scoped is not None:
+        return scoped
+    pin = _PINNED.get()
+    if pin is not None and pin.settings is not None:
+        return pin.settings
+    if st.by_package:
+        product = from_stack(st, 2)
+        if product is not None and product.settings is not None:
+            return product.settings
+    return st.default
+
+
+def for_object(obj: Any) -> Optional[Settings]:
+    """:func:`current` for a request made by a long-lived object: its pin before the stack.
+
+    Per-request carriers (SDK header) call this: a pinned object costs two lookups.
+    """
+    st = _STATE
+    if st is None:
+        return None
+    scoped = _SCOPED.get()
+    if scoped is not None:
+        return scoped
+    if st.by_package:
+        product = pin_of(obj)
+        if product is not None:
+            return product.settings
+        pin = _PINNED.get()
+        if pin is not None and pin.settings is not None:
+            return pin.settings
+        found = from_stack(st, 2)
+        if found is not None and found.settings is not None:
+            return found.settings
+    return st.default
+
+
+def creator() -> Optional[Product]:
+    """The product creating an object now (pin in force, else the stack); None: nobody's."""
+    st = _STATE
+    if st is None or not st.by_package:
+        return None
+    pin = _PINNED.get()
+    if pin is not None and pin.settings is not None:
+        return pin
+    return from_stack(st, 2)
+
+
+def pin_of(obj: Any) -> Optional[Product]:
+    """The product ``obj`` was pinned to at creation, if any (and still registered)."""
+    try:
+        product: Optional[Product] = obj.__dict__.get(PIN)
+    except AttributeError:  # __slots__: the weak map, else the id map
+        product = _WEAK.get(obj) if _WEAK is not None else None
+        if product is None:
+            product = _BY_ID.get(id(obj))
+    except Exception:
+        return None
+    return product if product is not None and product.settings is not None else None
+
+
+def pin(obj: Any, product: Optional[Product]) -> None:
+    """Remember that ``product``'s code created ``obj`` (None: nobody's); never raises.
+
+    Objects without ``__dict__`` or weak references (asyncpg's slotted ``Pool``) are
+    remembered by ``id``: every creation of such an object calls this, with None when
+    no product created it, so a reused id never inherits a stale pin.
+    """
+    try:
+        if product is None:
+            obj.__dict__.pop(PIN, None)
+        else:
+            obj.__dict__[PIN] = product
+        return
+    except AttributeError:
+        pass
+    except Exception:
+        return
+    try:
+        weak = _weak_pins()
+        if product is None:
+            weak.pop(obj, None)
+        else:
+            weak[obj] = product
+        return
+    except TypeError:  # no weak references either
+        pass
+    if product is None:
+        _BY_ID.pop(id(obj), None)
+    else:
+        if len(_BY_ID) >= _CODE_CACHE_MAX:
+            _BY_ID.clear()
+        _BY_ID[id(obj)] = product
+
+
+_WEAK: Any = None
+_BY_ID: Dict[int, Product] = {}
+
+
+def _weak_pins() -> Any:
+    global _WEAK
+    if _WEAK is None:
+        import weakref
+
+        _WEAK = weakref.WeakKeyDictionary()
+    return _WEAK
+
+
+class pinned:  # noqa: N801 - used as a context manager, reads like one
+    """Attribute what runs inside to ``product`` (no-op for None)."""
+
+    __slots__ = ("product", "token")
+
+    def __init__(self, product: Optional[Product]) -> None:
+        self.product = product
+        self.token: Any = None
+
+    def __enter__(self) -> None:
+        if self.product is not None:
+            self.token = _PINNED.set(self.product)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.token is not None:
+            _PINNED.reset(self.token)
+
+
+def scope(ua: UserAgent) -> Iterator[UserAgent]:
+    """Body of ``ua_autotag.user_agent(...)``: tag connections opened inside with ``ua``.
+
+    The options (mode, spans...) are those that would apply here without the scope,
+    else the process default's, else the defaults. Validated on entry against the
+    carriers those options use.
+    """
+    from ..settings import check_carriers
+
+    st = _STATE
+    base: Optional[Settings] = None
+    if st is not None:
+        base = current() or st.default
+    settings = base.with_user_agent(ua) if base is not None else Settings(ua)
+    check_carriers(ua, settings)
+    token = _SCOPED.set(settings)
+    try:
+        yield ua
+    finally:
+        _SCOPED.reset(token)
+
+
+def register(settings: Settings) -> Tuple[Optional[Settings], Tuple[Product, ...]]:
+    """Install ``settings`` as the default (no packages) or a product; returns the old state.
+
+    A package claimed by a product with another ``<isv>_<product>`` name is a
+    :class:`ConfigurationError` naming both; the same name re-targets that product (its
+    pinned objects follow). Returns (old default, old products) for rollback.
+    """
+    global _STATE
+    st = _STATE
+    old_default = st.default if st is not None else None
+    old_products = st.products if st is not None else ()
+    if not settings.packages:
+        _STATE = State(settings, old_products)
+        return old_default, old_products
+    replaced = []
+    for package in settings.packages:
+        owner = st.by_package.get(package) if st is not None else None
+        if owner is None or owner.settings is None:
+            continue
+        if owner.settings.user_agent.name != settings.user_agent.name:
+            raise ConfigurationError(
+                f"package {package!r} is already claimed by {owner.settings.user_agent} "
+                f"(set at {owner.settings.origin or 'an earlier instrument()'}); "
+                f"{settings.user_agent} cannot claim it too: each package belongs to one "
+                "product"
+            )
+        if owner not in replaced:
+            replaced.append(owner)
+    if replaced:
+        # re-target: the first matching product takes the new settings (pins follow it)
+        keep = replaced[0]
+        keep.settings = settings
+        keep.packages = settings.packages
+        for other in replaced[1:]:
+            other.settings = None
+        kept = tuple(p for p in old_products if p is keep or p not in replaced)
+    else:
+        kept = (*old_products, Product(settings))
+    _STATE = State(old_default, kept)
+    return old_default, old_products
+
+
+def restore(default: Optional[Settings], old: Tuple[Product, ...]) -> None:
+    """Put back what :func:`register` returned (after a failed ``instrument()``)."""
+    global _STATE
+    _STATE = None if default is None and not old else State(default, old)
+
+
+def unregister(packages: Optional[Tuple[str, ...]] = None) -> None:
+    """Remove the products owning ``packages``; all products and the default when None."""
+    global _STATE
+    st = _STATE
+    if st is None:
+        return
+    if packages is None:
+        for product in st.products:
+            product.settings = None
+        _STATE = None
+        return
+    gone = {st.by_package[p] for p in packages if p in st.by_package}
+    for product in gone:
+        product.settings = None
+    kept = tuple(p for p in st.products if p not in gone)
+    _STATE = None if st.default is None and not kept else State(st.default, kept)

@@ -1,0 +1,545 @@
+"""Apply, refresh and remove integrations: one wrapt wrapper per patch, restore by identity.
+
+Loaded only when a client's trigger module is imported (it imports wrapt, logging and
+``importlib.metadata``). Each :class:`~ua_autotag.spec.Patch` becomes one
+``FunctionWrapper`` of uniform behaviour: pass-through when nothing applies here,
+tag before / after the call with the settings :func:`attribution.current` picks, a
+connect span around it, and never an exception of its own in the user's call (except
+a configuration error under ``strict``).
+
+Patching degrades per patch: a missing target is skipped with one warning and the
+integration reports ``partial``; it is skipped whole only when an ``essential`` patch
+is missing or nothing that tags is left.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import sys
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import wrapt
+
+from .. import telemetry
+from ..catalog import CATALOG, module_for
+from ..merge import CARRIERS
+from ..settings import Settings
+from ..spec import Integration, IntegrationStatus, Patch, Tag
+from ..value import ConfigurationError, InvalidUserAgent
+from . import attribution
+
+__all__ = [
+    "apply",
+    "installed_version",
+    "load_spec",
+    "remove_all",
+    "status_of",
+    "version_supported",
+]
+
+logger = logging.getLogger("ua_autotag")
+
+Args = Tuple[Any, ...]
+Kwargs = Dict[str, Any]
+
+_PATH_ERRORS: Tuple[type, ...] = (
+    ImportError,
+    AttributeError,
+    getattr(wrapt, "PathResolutionError", AttributeError),
+)
+
+
+class _Live:
+    """An applied integration: its wrapt handles, switch, gaps and one-time warnings."""
+
+    __slots__ = ("handles", "missing", "on", "spec", "undo", "version", "warned")
+
+    def __init__(self, spec: Integration, version: Optional[str]) -> None:
+        self.spec = spec
+        self.version = version
+        self.on = True
+        self.handles: List[Tuple[Patch, Any]] = []
+        self.missing: List[str] = []
+        self.undo: Optional[Callable[[], None]] = None
+        self.warned = False
+
+    def warn_once(self, patch: Patch, exc: BaseException) -> None:
+        if not self.warned:
+            self.warned = True
+            logger.warning(
+                "ua_autotag: %s could not tag a call to %s (%s: %s); the call went "
+                "ahead untagged. Further failures are logged at DEBUG.",
+                self.spec.name,
+                patch.name,
+                type(exc).__name__,
+                telemetry.scrub(str(exc)),
+            )
+        else:
+            logger.debug(
+                "ua_autotag: %s tagging failed again: %s", self.spec.name, type(exc).__name__
+            )
+
+
+_LIVE: Dict[str, _Live] = {}
+_FAILED: Dict[str, IntegrationStatus] = {}
+
+
+def load_spec(name: str) -> Integration:
+    """Import ``ua_autotag.integrations.<name>`` (never the client) and return its spec."""
+    module = importlib.import_module(module_for(name))
+    spec: Integration = module.INTEGRATION
+    return spec
+
+
+def installed_version(distributions: Tuple[str, ...]) -> Optional[str]:
+    """Version of the first installed distribution, or None."""
+    from importlib import metadata
+
+    for dist in distributions:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def version_supported(spec: Integration, version: Optional[str]) -> Optional[str]:
+    """None when ``version`` is in range, else the reason it is not."""
+    if version is None:
+        return None  # vendored or source checkout: let the attribute checks decide
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        if Version(version) in SpecifierSet(spec.supported, prereleases=True):
+            return None
+    except InvalidVersion:
+        return f"version {version!r} cannot be parsed"
+    return f"{spec.distributions[0]} {version} is outside the supported range {spec.supported}"
+
+
+# --------------------------------------------------------------------------- wrappers
+
+
+def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any]:
+    spec = live.spec
+    name, system, version = spec.name, spec.system, live.version
+    carrier = spec.carrier
+    limit = CARRIERS[carrier].max_bytes if carrier else None  # ASCII: characters are bytes
+    before, after, target = patch.before, patch.after, patch.target
+    tagging = patch.tags
+    want_span = patch.span
+    current = attribution.current
+    resolver = patch.settings
+
+    def prepare(
+        settings: Settings, instance: Any, args: Args, kwargs: Kwargs
+    ) -> Tuple[Optional[Tag], Args, Kwargs]:
+        tag = None
+        if tagging:
+            try:
+                ua = settings.user_agent
+                value = ua.text
+                if limit is not None and len(value) > limit and carrier is not None:
+                    value = ua.render(carrier)  # raises, naming the carrier and its limit
+                tag = Tag(ua, value, settings)
+                if before is not None:
+                    args, kwargs = before(tag, instance, args, kwargs)
+            except (InvalidUserAgent, ConfigurationError) as exc:
+                if settings.strict:
+                    raise
+                live.warn_once(patch, exc)
+                tag = None
+            except Exception as exc:
+                live.warn_once(patch, exc)
+                tag = None
+        if target is not None and telemetry.current() is not None:
+            try:
+                address, port = target(instance, args, kwargs)
+                telemetry.note(None, address, port)
+            except Exception as exc:
+                logger.debug(
+                    "ua_autotag: %s could not read the target: %s", name, type(exc).__name__
+                )
+        return tag, args, kwargs
+
+    def finish(tag: Optional[Tag], instance: Any, args: Args, kwargs: Kwargs, result: Any) -> Any:
+        if after is None or tag is None:
+            return result
+        try:
+            return after(tag, instance, args, kwargs, result)
+        except (InvalidUserAgent, ConfigurationError) as exc:
+            if tag.settings.strict:
+                raise
+            live.warn_once(patch, exc)
+        except Exception as exc:
+            live.warn_once(patch, exc)
+        return result
+
+    def open_span(
+        settings: Settings, instance: Any, args: Args, kwargs: Kwargs
+    ) -> Optional[telemetry.ConnectSpan]:
+        if not (want_span and settings.spans):
+            return None
+        try:
+            if callable(want_span) and not want_span(settings, instance, args, kwargs):
+                return None
+            return telemetry.start(name, system, settings, version)
+        except Exception as exc:  # a broken OpenTelemetry set-up must not break the app
+            logger.debug("ua_autotag: span start failed: %s", type(exc).__name__)
+            return None
+
+    def settings_for(instance: Any) -> Optional[Settings]:
+        if not live.on:
+            return None
+        settings = current() if resolver is None else resolver(instance)
+        if settings is None or name not in settings.active:
+            return None
+        return settings
+
+    if is_async:
+
+        async def run_async(
+            wrapped: Any, instance: Any, args: Args, kwargs: Kwargs, settings: Settings
+        ) -> Any:
+            handle = open_span(settings, instance, args, kwargs)
+            try:
+                tag, args, kwargs = prepare(settings, instance, args, kwargs)
+                result = await wrapped(*args, **kwargs)
+                result = finish(tag, instance, args, kwargs, result)
+            except BaseException as exc:
+                if handle is not None:
+                    handle.finish(exc)
+                raise
+            if handle is not None:
+                handle.finish(None)
+            return result
+
+        def async_wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+            # attribution is decided now, in the caller's context and stack
+            settings = settings_for(instance)
+            if settings is None:
+                return wrapped(*args, **kwargs)
+            return run_async(wrapped, instance, args, kwargs, settings)
+
+        return async_wrapper
+
+    def wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        settings = settings_for(instance)
+        if settings is None:
+            return wrapped(*args, **kwargs)
+        handle = open_span(settings, instance, args, kwargs)
+        try:
+            tag, args, kwargs = prepare(settings, instance, args, kwargs)
+            result = wrapped(*args, **kwargs)
+            result = finish(tag, instance, args, kwargs, result)
+        except BaseException as exc:
+            if handle is not None:
+                handle.finish(exc)
+            raise
+        if handle is not None:
+            handle.finish(None)
+        return result
+
+    return wrapper
+
+
+def _pin_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any]:
+    """``pin="create"``: remember the creating product; ``"use"``: connect as it."""
+    creator, pin, pin_of, pinned = (
+        attribution.creator,
+        attribution.pin,
+        attribution.pin_of,
+        attribution.pinned,
+    )
+
+    if patch.pin == "create":
+
+        def create(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+            st = attribution.state()
+            if not live.on or st is None or not st.by_package:
+                return wrapped(*args, **kwargs)  # no product registered: nothing to pin
+            product = creator()
+            if instance is not None:
+                pin(instance, product)  # None too: clears what a recycled object had
+            if product is None:
+                return wrapped(*args, **kwargs)
+            with pinned(product):
+                return wrapped(*args, **kwargs)
+
+        return create
+
+    if is_async:
+
+        async def use_async(wrapped: Any, args: Args, kwargs: Kwargs, product: Any) -> Any:
+            with pinned(product):
+                return await wrapped(*args, **kwargs)
+
+        def use_wrapper_async(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+            product = pin_of(instance) if live.on and instance is not None else None
+            if product is None:
+                return wrapped(*args, **kwargs)
+            return use_async(wrapped, args, kwargs, product)
+
+        return use_wrapper_async
+
+    def use(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        product = pin_of(instance) if live.on and instance is not None else None
+        if product is None:
+            return wrapped(*args, **kwargs)
+        with pinned(product):
+            return wrapped(*args, **kwargs)
+
+    return use
+
+
+class _WrappedProperty(property):
+    """A property whose getter runs through a wrapper (wrapt wraps functions only).
+
+    The getter calls the wrapper with the original getter bound to the instance, so
+    ``instance`` is the object, as for methods. ``__wrapped__`` is the original
+    property: ``wrapt.unwrap_object`` (and the wrapt < 2 fallback) restore it.
+    """
+
+
+def _wrap_property(module: str, path: str, wrapper: Callable[..., Any]) -> _WrappedProperty:
+    parent, attribute, found = wrapt.resolve_path(module, path)
+    original: Any = found
+    fget: Any = original.fget
+
+    def getter(obj: Any) -> Any:
+        return wrapper(fget.__get__(obj, type(obj)), obj, (), {})
+
+    prop = _WrappedProperty(getter, original.fset, original.fdel, original.__doc__)
+    prop.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(parent, attribute, prop)
+    return prop
+
+
+def _wrap(live: _Live, patch: Patch, original: Any) -> Any:
+    func = getattr(original, "__func__", original)
+    is_async = inspect.iscoroutinefunction(func)
+    make = _pin_wrapper if patch.pin else _tag_wrapper
+    wrapper = make(live, patch, is_async)
+    if isinstance(original, property):
+        return _wrap_property(patch.module, patch.path, wrapper)
+    return wrapt.wrap_function_wrapper(patch.module, patch.path, wrapper)
+
+
+def _is_ours(current: Any, handle: Any) -> bool:
+    """Whether ``handle`` is ``current`` or somewhere in its ``__wrapped__`` chain."""
+    seen = 0
+    while current is not None and seen < 32:
+        if current is handle:
+            return True
+        current = getattr(current, "__wrapped__", None)
+        seen += 1
+    return False
+
+
+# --------------------------------------------------------------------- apply / remove
+
+
+def _fail(name: str, state: str, reason: str, version: Optional[str], supported: Optional[str]) -> None:
+    _FAILED[name] = IntegrationStatus(name, state, version, supported, reason)
+    logger.warning("ua_autotag: integration %s not applied: %s", name, reason)
+
+
+def _resolve(patch: Patch) -> Any:
+    _, _, original = wrapt.resolve_path(patch.module, patch.path)
+    return original
+
+
+def apply(name: str) -> None:
+    """Apply integration ``name`` (its trigger module is imported); refresh if live.
+
+    Called under the engine's lock. Never raises.
+    """
+    if name in _LIVE:
+        _refresh(_LIVE[name])
+        return
+    if name in _FAILED:
+        return
+    version: Optional[str] = None
+    supported: Optional[str] = None
+    try:
+        spec = load_spec(name)
+        supported = spec.supported
+        version = installed_version(spec.distributions)
+        reason = version_supported(spec, version)
+        if reason is not None:
+            _fail(name, "unsupported", reason, version, supported)
+            return
+        resolved: List[Tuple[Patch, Any]] = []
+        missing: List[Patch] = []
+        for patch in spec.patches:
+            if patch.when is not None:
+                continue  # applied when its own module is imported
+            try:
+                resolved.append((patch, _resolve(patch)))
+            except _PATH_ERRORS:
+                missing.append(patch)
+        essential = [p for p in missing if p.essential]
+        if essential:
+            _fail(
+                name,
+                "failed",
+                f"patch target {essential[0].name} not found (essential)",
+                version,
+                supported,
+            )
+            return
+        pins_only = spec.carrier is None
+        if not pins_only and not any(p.tags for p, _ in resolved) and spec.setup is None:
+            gone = ", ".join(p.name for p in missing) or "none declared"
+            _fail(name, "failed", f"no patch that tags is left ({gone} not found)", version, supported)
+            return
+        live = _Live(spec, version)
+        live.missing = [p.name for p in missing if not p.optional]
+        try:
+            for patch, original in resolved:
+                live.handles.append((patch, _wrap(live, patch, original)))
+            if spec.setup is not None:
+                live.undo = spec.setup()
+        except Exception:
+            _remove(live)
+            raise
+        _LIVE[name] = live
+        if live.missing:
+            logger.warning(
+                "ua_autotag: %s %s is partly patched: %s not found; the other paths are tagged",
+                name,
+                version or "",
+                ", ".join(live.missing),
+            )
+        for module in {p.when for p in spec.patches if p.when is not None}:
+            loaded = sys.modules.get(module)
+            if loaded is not None and not _initializing(loaded):
+                _apply_deferred(live, module)  # imported before the client was
+        logger.debug("ua_autotag: patched %s %s", name, version)
+    except Exception as exc:
+        _fail(
+            name, "failed", f"{type(exc).__name__}: {telemetry.scrub(str(exc))}", version, supported
+        )
+
+
+def _initializing(module: Any) -> bool:
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
+def apply_deferred(name: str, module: str) -> None:
+    """``module`` (a catalog ``watch`` entry of ``name``) was imported: wrap what waits for it."""
+    live = _LIVE.get(name)
+    if live is not None and live.on:
+        _apply_deferred(live, module)
+
+
+def _apply_deferred(live: _Live, module: str) -> None:
+    """Wrap the integration's patches that wait for ``module`` (or re-wrap after a reload)."""
+    done = {(p.module, p.path): h for p, h in live.handles}
+    for patch in live.spec.patches:
+        if patch.when != module:
+            continue
+        try:
+            original = _resolve(patch)
+        except _PATH_ERRORS:
+            if not patch.optional and patch.name not in live.missing:
+                live.missing.append(patch.name)
+                logger.warning(
+                    "ua_autotag: %s: %s not found; left alone", live.spec.name, patch.name
+                )
+            continue
+        handle = done.get((patch.module, patch.path))
+        if handle is not None and _is_ours(original, handle):
+            continue
+        try:
+            live.handles.append((patch, _wrap(live, patch, original)))
+        except Exception as exc:
+            logger.warning(
+                "ua_autotag: %s: could not wrap %s (%s)", live.spec.name, patch.name, type(exc).__name__
+            )
+
+
+def _refresh(live: _Live) -> None:
+    """After a module re-executed (``importlib.reload``): wrap again what it rebound."""
+    if not live.on:
+        return
+    for index, (patch, handle) in enumerate(list(live.handles)):
+        try:
+            current = _resolve(patch)
+        except _PATH_ERRORS:
+            continue
+        if _is_ours(current, handle):
+            continue  # still wrapped: never twice
+        try:
+            live.handles[index] = (patch, _wrap(live, patch, current))
+        except Exception as exc:
+            logger.debug("ua_autotag: re-wrap of %s failed: %s", patch.name, type(exc).__name__)
+
+
+def _remove(live: _Live) -> None:
+    """Unwrap ``live``'s patches, restoring the original objects; never raises."""
+    live.on = False  # anything left in a chain becomes a pass-through
+    for patch, handle in reversed(live.handles):
+        try:
+            if hasattr(wrapt, "unwrap_object"):
+                wrapt.unwrap_object(patch.module, patch.path, handle, missing_ok=True)
+            else:  # wrapt < 2: only an outermost wrapper can be removed
+                parent, attribute, current = wrapt.resolve_path(patch.module, patch.path)
+                if current is handle:
+                    setattr(parent, attribute, handle.__wrapped__)
+        except Exception as exc:
+            logger.debug(
+                "ua_autotag: left a disabled wrapper on %s (%s)", patch.name, type(exc).__name__
+            )
+    live.handles.clear()
+    if live.undo is not None:
+        try:
+            live.undo()
+        except Exception as exc:
+            logger.debug("ua_autotag: undo of %s failed: %s", live.spec.name, type(exc).__name__)
+        live.undo = None
+
+
+def remove(name: str) -> None:
+    """Remove integration ``name`` (disabled by a re-target); forget its failure."""
+    live = _LIVE.pop(name, None)
+    if live is not None:
+        _remove(live)
+    _FAILED.pop(name, None)
+
+
+def remove_all() -> None:
+    """Remove every integration and forget failures."""
+    for live in _LIVE.values():
+        _remove(live)
+    _LIVE.clear()
+    _FAILED.clear()
+
+
+def forget_failures() -> None:
+    """A fresh ``instrument()`` tries failed integrations again."""
+    _FAILED.clear()
+
+
+def status_of(name: str) -> Optional[IntegrationStatus]:
+    """The row of an applied or failed integration; None when it is neither."""
+    live = _LIVE.get(name)
+    if live is not None:
+        if live.missing:
+            return IntegrationStatus(
+                name,
+                "partial",
+                live.version,
+                live.spec.supported,
+                f"{', '.join(live.missing)} not found; the other paths are tagged",
+                tuple(live.missing),
+            )
+        return IntegrationStatus(name, "patched", live.version, live.spec.supported)
+    return _FAILED.get(name)
+
+
+def trigger_imported(name: str) -> bool:
+    return CATALOG[name].trigger in sys.modules

@@ -1,0 +1,77 @@
+"""REST ``User-Agent`` headers (requests, httpx, urllib3): our token once, clients' own kept.
+
+Pure functions, plus the request copy every REST integration sends instead of the caller's object.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .tokens import merge_product_token, merge_tokens
+
+__all__ = [
+    "DATABRICKS_CLIENT_MARKERS",
+    "HTTP_LIBRARY_DEFAULTS",
+    "copy_with_header",
+    "merge_rest_user_agent",
+    "merge_sdk_header",
+]
+
+#: User-Agent tokens of Databricks clients that carry our value through their own
+#: integration (databricks_sdk, databricks_sql): the REST layer leaves them alone.
+DATABRICKS_CLIENT_MARKERS = ("databricks-sdk-py/", "PyDatabricksSqlConnector/")
+
+#: The default User-Agent of the HTTP libraries (``python-requests/2.32.3`` ...): a
+#: library default is not a caller's explicit value, so ``keep`` still adds ours.
+HTTP_LIBRARY_DEFAULTS = ("python-requests/", "python-httpx/", "python-urllib3/")
+
+
+def merge_rest_user_agent(existing: Optional[str], ours: str, mode: str) -> str:
+    """The User-Agent a REST call to a Databricks host sends; ``existing`` if no change.
+
+    * our token already there (any mode): unchanged - never twice, even when two
+      layers (requests over urllib3) or the SDK integration got there first;
+    * a header built by the Databricks SDK or SQL connector: unchanged - those clients
+      have their own integration, which merges per mode (and may be disabled on
+      purpose);
+    * an HTTP library's default (``python-requests/x``): ``keep`` acts as ``append``;
+    * otherwise :func:`merge_tokens`.
+    """
+    if existing:
+        if ours in existing.split():
+            return existing
+        for marker in DATABRICKS_CLIENT_MARKERS:
+            if marker in existing:
+                return existing
+        if mode == "keep" and " " not in existing and existing.startswith(HTTP_LIBRARY_DEFAULTS):
+            mode = "append"
+    return merge_tokens(existing, ours, mode)
+
+
+def copy_with_header(message: Any, name: str, value: str) -> Any:
+    """A shallow copy of an HTTP request object with its own headers, ``name`` set.
+
+    The client sends the copy, so the caller's object (and a redirect rebuilt from it)
+    stays untouched. Shallow on purpose: ``requests``' own ``copy()`` deep-copies the
+    cookie jar (~20 us) and nothing below the send step mutates it.
+    """
+    sent = object.__new__(type(message))
+    sent.__dict__.update(message.__dict__)
+    sent.headers = message.headers.copy()
+    sent.headers[name] = value
+    return sent
+
+
+def merge_sdk_header(raw: str, ours: str, mode: str) -> str:
+    """Merge ``ours`` into an SDK User-Agent; the leading product slot is never touched.
+
+    The first token is the application's ``product/product_version`` (or the SDK's
+    ``unknown/0.0.0``): it always stays, even when it names our own product. If it is
+    exactly our token, or (``keep``) any version of our product, the header already
+    identifies us and is sent as is. Otherwise the rest is merged by
+    :func:`ua_autotag.carriers.merge_product_token`.
+    """
+    product, _, rest = raw.partition(" ")
+    if product == ours or (mode == "keep" and product.split("/", 1)[0] == ours.split("/", 1)[0]):
+        return raw
+    return f"{product} {merge_product_token(rest, ours, mode)}"

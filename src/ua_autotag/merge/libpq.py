@@ -1,0 +1,112 @@
+"""libpq ``application_name`` (psycopg, psycopg2, asyncpg, PGAPPNAME): 63 bytes, caller first.
+
+Pure functions: (the caller's value, ours, mode) -> what to send.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from . import debug
+
+__all__ = [
+    "APPLICATION_NAME_LIMIT",
+    "libpq_application_name",
+    "merge_application_name",
+    "pg_display_bytes",
+    "pgappname",
+]
+
+APPLICATION_NAME_LIMIT = 63  # NAMEDATALEN - 1: PostgreSQL silently cuts the rest
+
+
+def pg_display_bytes(text: str) -> int:
+    """Bytes ``text`` takes in ``pg_stat_activity.application_name``, worst case.
+
+    PostgreSQL <= 15 shows each non-printable or non-ASCII byte as ``?`` (1 byte);
+    16+ (Lakebase) writes ``\\xNN`` (4 bytes) *before* cutting at 63 bytes. We count
+    the worst case so our tag is never the part that gets cut.
+    """
+    total = 0
+    for ch in text:
+        total += 1 if " " <= ch <= "~" else 4 * len(ch.encode("utf-8", "surrogatepass"))
+    return total
+
+
+def _fit(text: str, budget: int) -> str:
+    """The longest prefix of ``text`` (whole characters) within ``budget`` display bytes."""
+    used = 0
+    for index, ch in enumerate(text):
+        used += 1 if " " <= ch <= "~" else 4 * len(ch.encode("utf-8", "surrogatepass"))
+        if used > budget:
+            return text[:index]
+    return text
+
+
+def merge_application_name(
+    existing: Optional[str], ours: str, mode: str, limit: int = APPLICATION_NAME_LIMIT
+) -> str:
+    """Merge ``ours`` into a libpq ``application_name`` within ``limit`` bytes.
+
+    ``append`` gives ``"<caller's value> <ours>"``; when that is too long the caller's
+    part is cut (on a character boundary, never ours) and the cut is logged at DEBUG.
+    Our value alone always fits: the carrier check at configuration time saw to it.
+    """
+    if not existing or mode == "replace":
+        return ours
+    if mode == "keep":
+        return existing
+    tokens = existing.split(" ")
+    if ours in tokens:
+        if pg_display_bytes(existing) <= limit:
+            return existing
+        existing = " ".join(t for t in tokens if t != ours).strip()
+        if not existing:
+            return ours
+    budget = limit - len(ours) - 1
+    user_part = _fit(existing, budget).rstrip(" ")
+    if user_part != existing:
+        debug(
+            "ua_autotag: application_name cut to fit %d bytes: kept %d of %d characters of "
+            "the caller's value",
+            limit,
+            len(user_part),
+            len(existing),
+        )
+    return f"{user_part} {ours}" if user_part else ours
+
+
+def libpq_application_name(params: Mapping[str, Any], environ: Mapping[str, str]) -> Optional[str]:
+    """The ``application_name`` libpq would send for ``params``, without us.
+
+    libpq's precedence: an explicit ``application_name`` (keyword, conninfo or URI;
+    an explicit empty value counts and hides the environment) beats ``PGAPPNAME``,
+    which beats ``fallback_application_name``. This is the caller's value for the
+    merge, wherever it came from. (A service file entry is not read: see the README.)
+    """
+    value = params.get("application_name")
+    if value is not None:
+        return str(value)
+    env = environ.get("PGAPPNAME")
+    if env is not None:
+        return env
+    fallback = params.get("fallback_application_name")
+    return None if fallback is None else str(fallback)
+
+
+def pgappname(existing: Optional[str], ours: str, mode: str, fallback: Optional[str] = None) -> str:
+    """The ``PGAPPNAME`` to export for libpq programs started as subprocesses (psql...).
+
+    ``existing`` is the ``PGAPPNAME`` already in the launcher's environment,
+    ``fallback`` the program's own name (psql sets ``fallback_application_name=psql``).
+    What the server then records, by libpq precedence:
+
+    1. an ``application_name`` on the program's command line / conninfo / URI wins
+       outright (libpq never reads ``PGAPPNAME`` then: nothing we export can merge);
+    2. else ``PGAPPNAME``, i.e. this function's result: ``append`` gives
+       ``"<existing or fallback> <ours>"`` (the caller's part cut to fit 63 bytes,
+       ours whole, never twice), ``replace`` gives ours, ``keep`` leaves an existing
+       ``PGAPPNAME`` (or, failing that, ``fallback``) alone;
+    3. ``fallback_application_name`` is shown only when ``PGAPPNAME`` is unset.
+    """
+    return merge_application_name(existing or fallback, ours, mode)

@@ -1,0 +1,505 @@
+"""The options of ``instrument()``, declared once, and their resolution into :class:`Settings`.
+
+:data:`OPTIONS` is the one list of options: ``ua_autotag.instrument``, the
+``opentelemetry-instrument`` entry point and the CLI take their names, environment
+variables and launcher flags from it. :func:`resolve` merges arguments over the
+``UA_AUTOTAG_*`` environment (arguments win) into one immutable :class:`Settings`,
+computed once and read by every wrapper.
+
+Imported by ``instrument()`` before any client is: it uses no ``logging``,
+``dataclasses``, ``re`` or ``importlib.metadata`` at import time.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .catalog import CATALOG, RUNTIMES
+from .value import ConfigurationError, InvalidUserAgent, UserAgent
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple, Union
+
+__all__ = [
+    "ENV",
+    "MODES",
+    "OPTIONS",
+    "ConfigurationError",
+    "Option",
+    "Settings",
+    "apply_log_level",
+    "carriers_in_use",
+    "check_carriers",
+    "has_user_agent",
+    "resolve",
+]
+
+MODES = ("append", "replace", "keep")
+
+
+class Option:
+    """One option of ``instrument()``: its keyword, environment variable and launcher flag."""
+
+    __slots__ = ("env", "flag", "help", "name")
+
+    def __init__(
+        self, name: str, env: Optional[str], help: str, flag: Optional[str] = None
+    ) -> None:
+        self.name = name
+        self.env = env
+        self.help = help
+        self.flag = flag  # the launcher's option, when it has one
+
+    def __repr__(self) -> str:
+        return f"Option({self.name!r})"
+
+
+#: Every option of ``instrument()``, in its signature's order.
+OPTIONS: Tuple[Option, ...] = (
+    Option(
+        "user_agent",
+        "UA_AUTOTAG_USER_AGENT",
+        "the full value, e.g. AcmePartner_DatEngProduct/3.5",
+        "--user-agent",
+    ),
+    Option(
+        "isv", "UA_AUTOTAG_ISV", "isv name (with product, instead of user_agent)", "--isv"
+    ),
+    Option("product", "UA_AUTOTAG_PRODUCT", "product name", "--product"),
+    Option("version", "UA_AUTOTAG_VERSION", "product version (optional)", "--version"),
+    Option(
+        "version_from",
+        "UA_AUTOTAG_VERSION_FROM",
+        "read the version from this installed distribution",
+        "--version-from",
+    ),
+    Option(
+        "packages",
+        None,
+        "module names whose connections this value tags (a library product); "
+        "none: the process default",
+    ),
+    Option("integrations", None, "only these integrations (default: all)"),
+    Option(
+        "disabled",
+        "UA_AUTOTAG_DISABLED_INTEGRATIONS",
+        "comma list of integrations (or launcher runtimes node, java) to leave alone, or 'all'",
+        "--disable",
+    ),
+    Option("mode", "UA_AUTOTAG_MODE", "append (default) | replace | keep", "--mode"),
+    Option(
+        "spans",
+        "UA_AUTOTAG_SPANS",
+        "true (default) | false: OpenTelemetry spans and metrics",
+        "--no-spans",
+    ),
+    Option(
+        "strict",
+        "UA_AUTOTAG_STRICT",
+        "true | false (default): raise instead of warn on bad configuration",
+        "--strict",
+    ),
+    Option(
+        "rest_hosts",
+        "UA_AUTOTAG_REST_HOSTS",
+        "comma list of extra hosts whose REST calls are tagged",
+        "--rest-hosts",
+    ),
+)
+
+#: The value options (the rest are behaviour).
+VALUE_OPTIONS = ("user_agent", "isv", "product", "version", "version_from")
+
+#: Every environment variable ua-autotag reads, with what it means (README table).
+ENV: Dict[str, str] = {
+    **{o.env: o.help for o in OPTIONS if o.env},
+    "UA_AUTOTAG_LOG_LEVEL": "level of the 'ua_autotag' logger (DEBUG, INFO, WARNING...)",
+    "UA_AUTOTAG_ODBC_DRIVERS": "comma list of extra ODBC driver-name fragments meaning Databricks",
+    "UA_AUTOTAG_ODBC_DSNS": "comma list of ODBC DSN names meaning Databricks",
+    "UA_AUTOTAG_CACHE_DIR": "where the launcher keeps what it builds for Java children",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class Settings:
+    """Everything one ``instrument()`` resolved: the value, its options and its packages.
+
+    Immutable by convention. ``packages`` empty means the process default; otherwise the
+    settings of a library product. ``active`` is the set of integrations it tags,
+    precomputed because every wrapper asks. ``sources`` says where each option came from.
+    ``cache`` holds what integrations derive from the settings (host rules...).
+    """
+
+    __slots__ = (
+        "active",
+        "cache",
+        "disabled",
+        "integrations",
+        "mode",
+        "origin",
+        "packages",
+        "rest_hosts",
+        "sources",
+        "spans",
+        "strict",
+        "user_agent",
+    )
+
+    def __init__(
+        self,
+        user_agent: UserAgent,
+        mode: str = "append",
+        spans: bool = True,
+        strict: bool = False,
+        integrations: Optional[FrozenSet[str]] = None,
+        disabled: FrozenSet[str] = frozenset(),
+        rest_hosts: Tuple[str, ...] = (),
+        sources: Optional[Mapping[str, str]] = None,
+        packages: Tuple[str, ...] = (),
+        origin: Optional[str] = None,
+    ) -> None:
+        self.user_agent = user_agent
+        self.mode = mode
+        self.spans = spans
+        self.strict = strict
+        self.integrations = integrations
+        self.disabled = disabled
+        self.rest_hosts = rest_hosts
+        self.sources: Mapping[str, str] = dict(sources or {})
+        self.packages = packages
+        self.origin = origin  # file:line of the instrument() call that set it
+        self.active: FrozenSet[str] = frozenset(n for n in CATALOG if self.enabled(n))
+        self.cache: Dict[str, Any] = {}
+
+    def enabled(self, name: str) -> bool:
+        """Whether integration (or launcher runtime) ``name`` is to be tagged."""
+        if "all" in self.disabled or name in self.disabled:
+            return False
+        return self.integrations is None or name in self.integrations or name in RUNTIMES
+
+    def with_user_agent(self, ua: UserAgent) -> Settings:
+        """The same options with another value (a ``user_agent(...)`` scope)."""
+        return Settings(
+            ua,
+            self.mode,
+            self.spans,
+            self.strict,
+            self.integrations,
+            self.disabled,
+            self.rest_hosts,
+            {**self.sources, "user_agent": "user_agent() scope"},
+            self.packages,
+            self.origin,
+        )
+
+    @property
+    def label(self) -> str:
+        """How spans and metrics name this product: ``<isv>_<product>``."""
+        return self.user_agent.name
+
+    def __repr__(self) -> str:
+        where = f", packages={list(self.packages)}" if self.packages else ""
+        return f"Settings({str(self.user_agent)!r}, mode={self.mode!r}{where})"
+
+
+def has_user_agent(env: Mapping[str, str]) -> bool:
+    """Whether ``env`` configures a value (what makes ``import ua_autotag`` instrument)."""
+    return bool(
+        env.get("UA_AUTOTAG_USER_AGENT") or env.get("UA_AUTOTAG_ISV") or env.get("UA_AUTOTAG_PRODUCT")
+    )
+
+
+def carriers_in_use(settings: Settings) -> FrozenSet[str]:
+    """The carriers of the integrations ``settings`` enables."""
+    return frozenset(
+        c for c in (CATALOG[n].carrier for n in settings.active) if c is not None
+    )
+
+
+def check_carriers(ua: UserAgent, settings: Settings, label: str = "") -> None:
+    """Raise :class:`InvalidUserAgent` if ``ua`` cannot travel in a carrier ``settings`` uses.
+
+    The message names where the value came from (``label``) and which integrations
+    impose the limit, since disabling them is the other way out.
+    """
+    for carrier in sorted(carriers_in_use(settings)):
+        try:
+            ua.render(carrier)
+        except InvalidUserAgent as exc:
+            users = sorted(n for n in settings.active if CATALOG[n].carrier == carrier)
+            prefix = f"{label}: " if label else ""
+            raise InvalidUserAgent(
+                f"{prefix}{exc}; shorten the value, or disable the integrations that carry it "
+                f"there ({', '.join(users)}) with disabled=[...], "
+                "UA_AUTOTAG_DISABLED_INTEGRATIONS or --disable"
+            ) from None
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigurationError(f"{name} must be true or false: {raw!r}")
+
+
+def _parse_list(raw: str) -> FrozenSet[str]:
+    return frozenset(item.strip().lower() for item in raw.split(",") if item.strip())
+
+
+def _version_from(distribution: str, source: str) -> str:
+    from importlib import metadata
+
+    try:
+        version = metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        raise ConfigurationError(
+            f"{source}: distribution {distribution!r} is not installed, cannot read its version"
+        ) from None
+    return version
+
+
+def resolve(
+    user_agent: Union[str, UserAgent, None] = None,
+    *,
+    isv: Optional[str] = None,
+    product: Optional[str] = None,
+    version: Optional[str] = None,
+    version_from: Optional[str] = None,
+    packages: Optional[Iterable[str]] = None,
+    integrations: Optional[Iterable[str]] = None,
+    disabled: Iterable[str] = (),
+    mode: Optional[str] = None,
+    spans: Optional[bool] = None,
+    strict: Optional[bool] = None,
+    rest_hosts: Optional[Iterable[str]] = None,
+    environ: Optional[Mapping[str, str]] = None,
+    labels: Optional[Mapping[str, str]] = None,
+    origin: Optional[str] = None,
+) -> Settings:
+    """Merge arguments over the environment into :class:`Settings`.
+
+    Explicit arguments win. A product (``packages`` given) takes its value from the
+    arguments only (``UA_AUTOTAG_USER_AGENT`` is the process default's), its behaviour
+    options from arguments, then the environment. ``labels`` names the arguments in
+    messages and sources (the CLI passes its option names). Raises
+    :class:`InvalidUserAgent` for a bad value and :class:`ConfigurationError` for
+    anything else, naming the argument or variable.
+    """
+    env = os.environ if environ is None else environ
+    names = dict(labels or {})
+    sources: Dict[str, str] = {}
+
+    def arg_label(key: str) -> str:
+        return names.get(key, key)
+
+    def pick(arg: Any, key: str, var: str) -> Tuple[Any, Optional[str], str]:
+        if arg is not None:
+            return arg, "argument" if key not in names else names[key], arg_label(key)
+        if var in env:
+            return env[var], f"env {var}", var
+        return None, None, var
+
+    product_packages = _packages(packages)
+    ua = _resolve_user_agent(
+        user_agent, isv, product, version, version_from, env, sources, names, product_packages
+    )
+
+    raw_mode, src, where = pick(mode, "mode", "UA_AUTOTAG_MODE")
+    mode_value = "append" if raw_mode is None else str(raw_mode).strip().lower()
+    if mode_value not in MODES:
+        raise ConfigurationError(f"{where} must be one of {', '.join(MODES)}: {raw_mode!r}")
+    sources["mode"] = src or "default"
+
+    flags = {}
+    for key, arg, default in (("spans", spans, True), ("strict", strict, False)):
+        raw, src, where = pick(arg, key, f"UA_AUTOTAG_{key.upper()}")
+        if raw is None:
+            flags[key] = default
+        elif isinstance(raw, bool):
+            flags[key] = raw
+        else:
+            flags[key] = _parse_bool(where, str(raw))
+        sources[key] = src or "default"
+
+    disabled_set = frozenset(d.strip().lower() for d in disabled if d.strip())
+    sources["disabled"] = names.get("disabled", "argument") if disabled_set else "default"
+    if env.get("UA_AUTOTAG_DISABLED_INTEGRATIONS", "").strip():
+        disabled_set |= _parse_list(env["UA_AUTOTAG_DISABLED_INTEGRATIONS"])
+        sources["disabled"] = (
+            "env UA_AUTOTAG_DISABLED_INTEGRATIONS"
+            if sources["disabled"] == "default"
+            else f"{sources['disabled']} + env UA_AUTOTAG_DISABLED_INTEGRATIONS"
+        )
+    only = None if integrations is None else frozenset(i.strip().lower() for i in integrations)
+    _check_names(disabled_set - {"all"}, "disabled integrations", runtimes=True)
+    if only is not None:
+        _check_names(only, "integrations")
+        sources["integrations"] = names.get("integrations", "argument")
+
+    raw_hosts, src, _ = pick(
+        None if rest_hosts is None else ",".join(rest_hosts), "rest_hosts", "UA_AUTOTAG_REST_HOSTS"
+    )
+    hosts = tuple(sorted(_parse_list(raw_hosts))) if raw_hosts else ()
+    sources["rest_hosts"] = src or "default"
+    if product_packages:
+        sources["packages"] = names.get("packages", "argument")
+
+    settings = Settings(
+        user_agent=ua,
+        mode=mode_value,
+        spans=flags["spans"],
+        strict=flags["strict"],
+        integrations=only,
+        disabled=disabled_set,
+        rest_hosts=hosts,
+        sources=sources,
+        packages=product_packages,
+        origin=origin,
+    )
+    check_carriers(ua, settings, _value_label(sources.get("user_agent", "")))
+    return settings
+
+
+def _value_label(source: str) -> str:
+    """``"env UA_AUTOTAG_USER_AGENT"`` -> ``"UA_AUTOTAG_USER_AGENT"``; an option name as is."""
+    return source[4:] if source.startswith("env ") else source
+
+
+def _packages(packages: Optional[Iterable[str]]) -> Tuple[str, ...]:
+    if packages is None:
+        return ()
+    if isinstance(packages, str):
+        packages = [packages]
+    found = []
+    for name in packages:
+        if not isinstance(name, str) or not name.strip() or not all(
+            part.isidentifier() for part in name.strip().split(".")
+        ):
+            raise ConfigurationError(
+                f"packages must be module names such as 'acme_dateng' (pass __name__): {name!r}"
+            )
+        found.append(name.strip())
+    if not found:
+        raise ConfigurationError("packages must name at least one module (pass [__name__])")
+    return tuple(dict.fromkeys(found))
+
+
+def _check_names(names: Iterable[str], what: str, runtimes: bool = False) -> None:
+    known = set(CATALOG) | (set(RUNTIMES) if runtimes else set())
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown {what}: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
+
+
+def _resolve_user_agent(
+    user_agent: Union[str, UserAgent, None],
+    isv: Optional[str],
+    product: Optional[str],
+    version: Optional[str],
+    version_from: Optional[str],
+    env: Mapping[str, str],
+    sources: Dict[str, str],
+    names: Mapping[str, str],
+    packages: Tuple[str, ...],
+) -> UserAgent:
+    def label(key: str) -> str:
+        return names.get(key, key)
+
+    if user_agent is not None and (isv or product):
+        raise ConfigurationError(
+            f"give either {label('user_agent')} or {label('isv')}/{label('product')}, not both"
+        )
+    if version is not None and version_from is not None:
+        raise ConfigurationError(
+            f"give either {label('version')} or {label('version_from')}, not both"
+        )
+
+    if user_agent is not None:
+        try:
+            ua = UserAgent.coerce(user_agent)
+        except InvalidUserAgent as exc:
+            raise InvalidUserAgent(f"{label('user_agent')}: {exc}") from None
+        sources["user_agent"] = names.get("user_agent", "argument")
+    elif isv is not None or product is not None:
+        if not (isv and product):
+            raise InvalidUserAgent(
+                f"{label('isv')} and {label('product')} are both required: "
+                f"isv={isv!r}, product={product!r}"
+            )
+        try:
+            ua = UserAgent(isv, product, version)
+        except InvalidUserAgent as exc:
+            raise InvalidUserAgent(f"{label('isv')}/{label('product')}: {exc}") from None
+        sources["user_agent"] = names.get("isv", "argument")
+    elif packages:
+        raise InvalidUserAgent(
+            "a product registered with packages= needs its own value: pass user_agent=... "
+            "(or isv=/product=); UA_AUTOTAG_USER_AGENT is the process default's"
+        )
+    elif env.get("UA_AUTOTAG_USER_AGENT"):
+        try:
+            ua = UserAgent.parse(env["UA_AUTOTAG_USER_AGENT"])
+        except InvalidUserAgent as exc:
+            raise InvalidUserAgent(f"UA_AUTOTAG_USER_AGENT: {exc}") from None
+        sources["user_agent"] = "env UA_AUTOTAG_USER_AGENT"
+    elif env.get("UA_AUTOTAG_ISV") or env.get("UA_AUTOTAG_PRODUCT"):
+        try:
+            ua = UserAgent(
+                env.get("UA_AUTOTAG_ISV", ""),
+                env.get("UA_AUTOTAG_PRODUCT", ""),
+                env.get("UA_AUTOTAG_VERSION") or None,
+            )
+        except InvalidUserAgent as exc:
+            raise InvalidUserAgent(f"UA_AUTOTAG_ISV/PRODUCT/VERSION: {exc}") from None
+        sources["user_agent"] = "env UA_AUTOTAG_ISV + UA_AUTOTAG_PRODUCT"
+    else:
+        hint = (
+            f"give {label('user_agent')} (or {label('isv')}/{label('product')})"
+            if names
+            else "pass user_agent=... (or isv=/product=)"
+        )
+        raise InvalidUserAgent(
+            f"no User-Agent configured: {hint} or set UA_AUTOTAG_USER_AGENT "
+            "(or UA_AUTOTAG_ISV and UA_AUTOTAG_PRODUCT)"
+        )
+
+    if version is not None and user_agent is not None:
+        try:
+            ua = UserAgent(ua.isv, ua.product, version)
+        except InvalidUserAgent as exc:
+            raise InvalidUserAgent(f"{label('version')}: {exc}") from None
+        sources["version"] = names.get("version", "argument")
+    dist, dist_source = version_from, label("version_from")
+    if dist is None and user_agent is None and isv is None and ua.version is None and not packages:
+        dist, dist_source = env.get("UA_AUTOTAG_VERSION_FROM") or None, "UA_AUTOTAG_VERSION_FROM"
+    if dist is not None:
+        try:
+            ua = UserAgent(ua.isv, ua.product, _version_from(dist, dist_source))
+        except InvalidUserAgent as exc:
+            raise InvalidUserAgent(f"{dist_source} ({dist}): {exc}") from None
+        sources["version"] = f"{dist_source}: distribution {dist}"
+    return ua
+
+
+def apply_log_level(environ: Optional[Mapping[str, str]] = None, label: str = "") -> None:
+    """Honour ``UA_AUTOTAG_LOG_LEVEL`` on the ``ua_autotag`` logger (``logging`` only if set)."""
+    env = os.environ if environ is None else environ
+    raw = env.get("UA_AUTOTAG_LOG_LEVEL")
+    if not raw:
+        return
+    import logging
+
+    level = logging.getLevelName(raw.strip().upper())
+    if not isinstance(level, int):
+        raise ConfigurationError(
+            f"{label or 'UA_AUTOTAG_LOG_LEVEL'} must be DEBUG, INFO, WARNING, ERROR or CRITICAL: "
+            f"{raw!r}"
+        )
+    logging.getLogger("ua_autotag").setLevel(level)

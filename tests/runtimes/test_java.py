@@ -87,7 +87,7 @@ def test_datasource_set_up_with_seturl_is_not_covered(
 def test_existing_java_tool_options_with_quotes_and_spaces_still_work(
     java_app: Path, jdbc_url: str, tmp_path: Path
 ) -> None:
-    existing = "-Dua.test.foo=\"a b  c\" '-Dua.test.bar=it \"is\" here' -Xss2m"
+    existing = '-Dua.test.foo="a b  c" \'-Dua.test.bar=it "is" here\' -Xss2m'
     env = hooked(tmp_path, JAVA_TOOL_OPTIONS=existing)
     assert env["JAVA_TOOL_OPTIONS"].startswith(existing + " ")
     out = run_app(java_app, env, "driver", jdbc_url, "-")
@@ -114,9 +114,7 @@ def test_properties_escaping_round_trips_through_the_jvm(java_app: Path, tmp_pat
     assert "".join(chars).encode("utf-16", "surrogatepass").decode("utf-16") == value
 
 
-def test_special_characters_reach_postgresql(
-    java_app: Path, jdbc_url: str, tmp_path: Path
-) -> None:
+def test_special_characters_reach_postgresql(java_app: Path, jdbc_url: str, tmp_path: Path) -> None:
     value = "Acme_P/1 a=b:c#!\\x"
     env = hooked(tmp_path, value=value)
     assert run_app(java_app, env, "driver", jdbc_url, "-")["application_name"] == value

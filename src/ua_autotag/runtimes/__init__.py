@@ -23,7 +23,8 @@ from another directory; an unused variable costs nothing) and no warning: ``desc
 reports it. A hook that cannot be set up (damaged preload file, unwritable cache, an
 unparsable existing variable) is skipped with one warning line; nothing here raises.
 
-Stdlib only and cheap to import: the launcher imports it on every ``run``.
+Stdlib only and cheap to import (zipfile & co. load only when a jar is built or checked):
+the launcher imports it on every ``run``.
 """
 
 from __future__ import annotations
@@ -32,9 +33,6 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
-import tempfile
-import zipfile
 from typing import Any, Collection, Mapping, Optional
 
 __all__ = [
@@ -297,6 +295,8 @@ def jar_path(value: str, directory: str) -> str:
 
 
 def _jar_ok(path: str, payload: bytes) -> bool:
+    import zipfile
+
     try:
         if os.path.islink(path) or not os.path.isfile(path):
             return False
@@ -317,6 +317,9 @@ def ensure_jar(value: str, directory: str) -> str:
     path = jar_path(value, directory)
     if _jar_ok(path, payload):
         return path
+    import tempfile
+    import zipfile
+
     os.makedirs(directory, mode=0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".ua-autotag-", suffix=".tmp", dir=directory)
     try:
@@ -430,6 +433,8 @@ def describe(
     Reads only (builds no jar). ``value`` defaults to what the preload would read from
     ``env``; without one the Java fragment names no jar.
     """
+    import shutil
+
     off = _disabled(disabled)
     if value is None:
         value = (env.get(NODE_USER_AGENT_ENV) or env.get("UA_AUTOTAG_USER_AGENT") or "").strip()

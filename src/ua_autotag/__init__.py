@@ -100,7 +100,11 @@ def uninstrument(*, packages: Optional[Iterable[str]] = None) -> None:
 
     engine = sys.modules.get("ua_autotag.engine")
     if engine is not None:
-        names = None if packages is None else tuple([packages] if isinstance(packages, str) else packages)
+        names = (
+            None
+            if packages is None
+            else tuple([packages] if isinstance(packages, str) else packages)
+        )
         engine.uninstrument(names)
 
 

@@ -17,22 +17,12 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 )
 
 import ua_autotag
+from ua_autotag.settings import OPTIONS
 
 logger = logging.getLogger("ua_autotag")
 
-_OPTIONS = (
-    "user_agent",
-    "isv",
-    "product",
-    "version",
-    "version_from",
-    "integrations",
-    "disabled",
-    "mode",
-    "spans",
-    "strict",
-    "rest_hosts",
-)
+#: the keywords ``instrument()`` takes, declared once in ua_autotag.settings.OPTIONS
+_OPTIONS = tuple(option.name for option in OPTIONS)
 
 
 class UaAutotagInstrumentor(BaseInstrumentor):  # type: ignore[misc]

@@ -63,9 +63,7 @@ OPTIONS: Tuple[Option, ...] = (
         "the full value, e.g. AcmePartner_DatEngProduct/3.5",
         "--user-agent",
     ),
-    Option(
-        "isv", "UA_AUTOTAG_ISV", "isv name (with product, instead of user_agent)", "--isv"
-    ),
+    Option("isv", "UA_AUTOTAG_ISV", "isv name (with product, instead of user_agent)", "--isv"),
     Option("product", "UA_AUTOTAG_PRODUCT", "product name", "--product"),
     Option("version", "UA_AUTOTAG_VERSION", "product version (optional)", "--version"),
     Option(
@@ -172,7 +170,7 @@ class Settings:
         self.packages = packages
         self.origin = origin  # file:line of the instrument() call that set it
         self.active: FrozenSet[str] = frozenset(n for n in CATALOG if self.enabled(n))
-        self.cache: Dict[str, Any] = {}
+        self.cache: Dict[Any, Any] = {}
 
     def enabled(self, name: str) -> bool:
         """Whether integration (or launcher runtime) ``name`` is to be tagged."""
@@ -208,15 +206,15 @@ class Settings:
 def has_user_agent(env: Mapping[str, str]) -> bool:
     """Whether ``env`` configures a value (what makes ``import ua_autotag`` instrument)."""
     return bool(
-        env.get("UA_AUTOTAG_USER_AGENT") or env.get("UA_AUTOTAG_ISV") or env.get("UA_AUTOTAG_PRODUCT")
+        env.get("UA_AUTOTAG_USER_AGENT")
+        or env.get("UA_AUTOTAG_ISV")
+        or env.get("UA_AUTOTAG_PRODUCT")
     )
 
 
 def carriers_in_use(settings: Settings) -> FrozenSet[str]:
     """The carriers of the integrations ``settings`` enables."""
-    return frozenset(
-        c for c in (CATALOG[n].carrier for n in settings.active) if c is not None
-    )
+    return frozenset(c for c in (CATALOG[n].carrier for n in settings.active) if c is not None)
 
 
 def check_carriers(ua: UserAgent, settings: Settings, label: str = "") -> None:
@@ -299,7 +297,7 @@ def resolve(
 
     def pick(arg: Any, key: str, var: str) -> Tuple[Any, Optional[str], str]:
         if arg is not None:
-            return arg, "argument" if key not in names else names[key], arg_label(key)
+            return arg, names.get(key, "argument"), arg_label(key)
         if var in env:
             return env[var], f"env {var}", var
         return None, None, var
@@ -377,8 +375,10 @@ def _packages(packages: Optional[Iterable[str]]) -> Tuple[str, ...]:
         packages = [packages]
     found = []
     for name in packages:
-        if not isinstance(name, str) or not name.strip() or not all(
-            part.isidentifier() for part in name.strip().split(".")
+        if (
+            not isinstance(name, str)
+            or not name.strip()
+            or not all(part.isidentifier() for part in name.strip().split("."))
         ):
             raise ConfigurationError(
                 f"packages must be module names such as 'acme_dateng' (pass __name__): {name!r}"

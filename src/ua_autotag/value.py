@@ -91,7 +91,7 @@ class UserAgent:
     Immutable and hashable.
     """
 
-    __slots__ = ("text", "isv", "product", "version")
+    __slots__ = ("isv", "product", "text", "version")
 
     isv: str
     product: str

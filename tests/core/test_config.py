@@ -193,3 +193,15 @@ def test_settings_is_exported_lazily() -> None:
     assert ua_autotag.Settings is Settings
     with pytest.raises(AttributeError):
         ua_autotag.nope  # noqa: B018
+
+
+def test_options_are_declared_once() -> None:
+    """instrument()'s keywords are exactly settings.OPTIONS, in order; so is resolve()'s."""
+    import inspect
+
+    from ua_autotag import settings
+
+    names = [o.name for o in settings.OPTIONS]
+    assert list(inspect.signature(ua_autotag.instrument).parameters) == names
+    assert [p for p in inspect.signature(settings.resolve).parameters][: len(names)] == names
+    assert {o.env for o in settings.OPTIONS if o.env} <= set(settings.ENV)

@@ -250,7 +250,7 @@ def _weak_pins() -> Any:
     return _WEAK
 
 
-class pinned:  # noqa: N801 - used as a context manager, reads like one
+class pinned:
     """Attribute what runs inside to ``product`` (no-op for None)."""
 
     __slots__ = ("product", "token")

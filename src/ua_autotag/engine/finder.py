@@ -13,6 +13,7 @@ Standard library only, imported by ``instrument()`` before any client.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from _thread import RLock
 
@@ -31,7 +32,7 @@ _HOOKS: Dict[str, List[Hook]] = {}
 
 def _run_hooks(name: str, module: Any) -> None:
     for hook in list(_HOOKS.get(name, ())):
-        try:
+        try:  # noqa: SIM105 - no contextlib import on the import path
             hook(module)
         except Exception:  # a hook must never fail the application's import
             pass
@@ -135,10 +136,8 @@ def watch(name: str, hook: Hook) -> None:
             return  # its import failed: nothing to patch
         if not getattr(module, "__spec__", None) or _initializing(module):
             return  # imported by this very thread, mid-way: our loader runs the hook
-    try:
+    with contextlib.suppress(Exception):
         hook(module)
-    except Exception:
-        pass
 
 
 def watched() -> List[str]:

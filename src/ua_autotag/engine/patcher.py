@@ -18,7 +18,7 @@ import importlib
 import inspect
 import logging
 import sys
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import wrapt
 
@@ -44,7 +44,7 @@ logger = logging.getLogger("ua_autotag")
 Args = Tuple[Any, ...]
 Kwargs = Dict[str, Any]
 
-_PATH_ERRORS: Tuple[type, ...] = (
+_PATH_ERRORS: Tuple[Type[BaseException], ...] = (
     ImportError,
     AttributeError,
     getattr(wrapt, "PathResolutionError", AttributeError),
@@ -342,7 +342,9 @@ def _is_ours(current: Any, handle: Any) -> bool:
 # --------------------------------------------------------------------- apply / remove
 
 
-def _fail(name: str, state: str, reason: str, version: Optional[str], supported: Optional[str]) -> None:
+def _fail(
+    name: str, state: str, reason: str, version: Optional[str], supported: Optional[str]
+) -> None:
     _FAILED[name] = IntegrationStatus(name, state, version, supported, reason)
     logger.warning("ua_autotag: integration %s not applied: %s", name, reason)
 
@@ -394,7 +396,9 @@ def apply(name: str) -> None:
         pins_only = spec.carrier is None
         if not pins_only and not any(p.tags for p, _ in resolved) and spec.setup is None:
             gone = ", ".join(p.name for p in missing) or "none declared"
-            _fail(name, "failed", f"no patch that tags is left ({gone} not found)", version, supported)
+            _fail(
+                name, "failed", f"no patch that tags is left ({gone} not found)", version, supported
+            )
             return
         live = _Live(spec, version)
         live.missing = [p.name for p in missing if not p.optional]
@@ -458,7 +462,10 @@ def _apply_deferred(live: _Live, module: str) -> None:
             live.handles.append((patch, _wrap(live, patch, original)))
         except Exception as exc:
             logger.warning(
-                "ua_autotag: %s: could not wrap %s (%s)", live.spec.name, patch.name, type(exc).__name__
+                "ua_autotag: %s: could not wrap %s (%s)",
+                live.spec.name,
+                patch.name,
+                type(exc).__name__,
             )
 
 
@@ -489,7 +496,7 @@ def _remove(live: _Live) -> None:
             else:  # wrapt < 2: only an outermost wrapper can be removed
                 parent, attribute, current = wrapt.resolve_path(patch.module, patch.path)
                 if current is handle:
-                    setattr(parent, attribute, handle.__wrapped__)
+                    setattr(parent, attribute, getattr(handle, "__wrapped__"))  # noqa: B009
         except Exception as exc:
             logger.debug(
                 "ua_autotag: left a disabled wrapper on %s (%s)", patch.name, type(exc).__name__

@@ -38,6 +38,7 @@ from ..spec import Integration, Patch, Tag
 Args = Tuple[Any, ...]
 Kwargs = Dict[str, Any]
 
+
 def _tag_entry(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Args, Kwargs]:
     entry = kwargs.get("user_agent_entry")
     if entry is None:

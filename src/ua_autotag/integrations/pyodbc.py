@@ -35,6 +35,7 @@ import logging
 import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ..hosts import rules_for
 from ..merge.odbc import (
     USER_AGENT_ENTRY,
     OdbcAttribute,
@@ -43,7 +44,6 @@ from ..merge.odbc import (
     odbc_quote,
 )
 from ..merge.tokens import merge_tokens
-from ..hosts import rules_for
 from ..settings import Settings
 from ..spec import Integration, Patch, Tag
 
@@ -134,7 +134,10 @@ def effective_attributes(
 
 
 def is_databricks(
-    settings: Settings, args: Args, kwargs: Kwargs, parsed: Optional[Tuple[OdbcAttribute, ...]] = None
+    settings: Settings,
+    args: Args,
+    kwargs: Kwargs,
+    parsed: Optional[Tuple[OdbcAttribute, ...]] = None,
 ) -> bool:
     """Whether this ``pyodbc.connect`` call targets Databricks (module docstring rules)."""
     attrs = effective_attributes(args, kwargs, parsed)

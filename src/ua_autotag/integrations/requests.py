@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, Tuple
 
-from ..merge.http import copy_with_header, merge_rest_user_agent
 from ..engine.attribution import for_object
 from ..hosts import rules_for
+from ..merge.http import copy_with_header, merge_rest_user_agent
 from ..spec import Integration, Patch, Tag, argument, with_argument
 
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from ..merge.http import merge_rest_user_agent
 from ..engine.attribution import for_object
 from ..hosts import host_of, rules_for
+from ..merge.http import merge_rest_user_agent
 from ..spec import Integration, Patch, Tag, argument, with_argument
 
 _HEADERS_INDEX = 3  # urlopen(method, url, body, headers, ...)

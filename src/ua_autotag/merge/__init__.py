@@ -1,4 +1,4 @@
-"""Carriers and their merge rules: where each client carries the value, and how ours joins the caller's.
+"""Carriers and their merge rules: where each client carries the value, how ours joins in.
 
 One module per carrier family, each a set of pure functions (the caller's value, ours,
 mode) -> what to send: :mod:`.tokens` (User-Agent style token lists), :mod:`.libpq`

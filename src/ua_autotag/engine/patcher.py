@@ -227,10 +227,17 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
         return async_wrapper
 
     def wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-        settings = settings_for(instance)
-        if settings is None:
+        # settings_for(), inlined: this is the path every connect takes
+        if not live.on:
             return wrapped(*args, **kwargs)
-        handle = open_span(settings, instance, args, kwargs)
+        settings = current() if resolver is None else resolver(instance)
+        if settings is None or name not in settings.active:
+            return wrapped(*args, **kwargs)
+        handle = (
+            open_span(settings, instance, args, kwargs) if want_span and settings.spans else None
+        )
+        if handle is None and not tagging and target is None:
+            return wrapped(*args, **kwargs)  # a span-only layer with spans off
         try:
             tag, args, kwargs = prepare(settings, instance, args, kwargs)
             result = wrapped(*args, **kwargs)

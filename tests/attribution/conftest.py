@@ -52,6 +52,11 @@ def call(fn, *args, **kwargs):
     return fn(*args, **kwargs)
 
 
+async def acall(fn, *args, **kwargs):
+    """Await someone else's coroutine function from this module's coroutine."""
+    return await fn(*args, **kwargs)
+
+
 def thread_call(fn, *args, **kwargs):
     """Run ``fn`` on a new thread, through a frame of this module."""
     out = {}

@@ -67,26 +67,14 @@ def instrument(
     :class:`InvalidUserAgent` or :class:`ConfigurationError` for bad input (a package
     claimed by another product included).
     """
+    options = dict(locals())  # exactly settings.OPTIONS, in order (a test checks)
     import sys
 
     from . import engine, settings
 
     frame = sys._getframe(1)
-    resolved = settings.resolve(
-        user_agent,
-        isv=isv,
-        product=product,
-        version=version,
-        version_from=version_from,
-        packages=packages,
-        integrations=integrations,
-        disabled=disabled,
-        mode=mode,
-        spans=spans,
-        strict=strict,
-        rest_hosts=rest_hosts,
-        origin=f"{frame.f_code.co_filename}:{frame.f_lineno}",
-    )
+    origin = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    resolved = settings.resolve(**options, origin=origin)
     return engine.instrument(resolved)
 
 

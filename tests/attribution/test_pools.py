@@ -134,21 +134,9 @@ def test_psycopg2_pool_made_by_customer_follows_the_stack(
 
 # ------------------------------------------------------------------ asyncpg pool
 
-#: engine bug (ua_autotag/engine/attribution.py, ``pin_of``): asyncpg's ``Pool`` has
-#: neither ``__dict__`` nor weak references; once ``pin()`` created the weak map (it
-#: tries it before the id map), ``pin_of(pool)`` calls ``WeakKeyDictionary.get(pool)``,
-#: which raises ``TypeError: cannot create weak reference to 'Pool' object`` into the
-#: application's ``pool.acquire()`` - with any product registered, whoever made the pool.
-ASYNCPG_POOL_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="engine: attribution.pin_of raises TypeError for asyncpg's slotted Pool "
-    "(WeakKeyDictionary.get on an object without weak references); acquire() fails",
-)
 
 
 
-@ASYNCPG_POOL_BUG
 def test_asyncpg_pool_made_by_product_awaited_by_customer(world: SimpleNamespace) -> None:
     async def main() -> List[str]:
         pool = world.acme.make_asyncpg_pool(pg.URI, min_size=1, max_size=3)
@@ -166,7 +154,6 @@ def test_asyncpg_pool_made_by_product_awaited_by_customer(world: SimpleNamespace
     assert asyncio.run(main()) == [ACME] * 3
 
 
-@ASYNCPG_POOL_BUG
 def test_asyncpg_pool_made_by_customer(world: SimpleNamespace, pg_dsn: str) -> None:
     async def main() -> str:
         pool = world.customer.make_asyncpg_pool(pg.URI, min_size=0, max_size=2)

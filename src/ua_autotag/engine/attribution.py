@@ -137,11 +137,8 @@ def from_stack(st: State, depth: int = 2) -> Optional[Product]:
     return None
 
 
-def current() -> Optional[Settings]:
-    """The settings that tag a connection opened here, now; None: leave it alone."""
-    st = _STATE
-    if st is None:
-        return None
+def _resolve(st: State) -> Optional[Settings]:
+    """Rules 1 to 4 against snapshot ``st``."""
     scoped = _SCOPED.get()
     if scoped is not None:
         return scoped
@@ -149,34 +146,32 @@ def current() -> Optional[Settings]:
     if pin is not None and pin.settings is not None:
         return pin.settings
     if st.by_package:
-        product = from_stack(st, 2)
+        product = from_stack(st, 3)
         if product is not None and product.settings is not None:
             return product.settings
     return st.default
 
 
-def for_object(obj: Any) -> Optional[Settings]:
-    """:func:`current` for a request made by a long-lived object: its pin before the stack.
+def current() -> Optional[Settings]:
+    """The settings that tag a connection opened here, now; None: leave it alone."""
+    st = _STATE
+    return None if st is None else _resolve(st)
 
-    Per-request carriers (SDK header) call this: a pinned object costs two lookups.
+
+def for_object(obj: Any) -> Optional[Settings]:
+    """:func:`current` for a request made by a long-lived object: its own pin comes second.
+
+    Per-request carriers (SDK header, REST) call this: a pinned object costs a scope
+    check and a dict lookup, no stack walk.
     """
     st = _STATE
     if st is None:
         return None
-    scoped = _SCOPED.get()
-    if scoped is not None:
-        return scoped
-    if st.by_package:
+    if st.by_package and _SCOPED.get() is None:
         product = pin_of(obj)
         if product is not None:
             return product.settings
-        pin = _PINNED.get()
-        if pin is not None and pin.settings is not None:
-            return pin.settings
-        found = from_stack(st, 2)
-        if found is not None and found.settings is not None:
-            return found.settings
-    return st.default
+    return _resolve(st)
 
 
 def creator() -> Optional[Product]:
@@ -192,10 +187,14 @@ def creator() -> Optional[Product]:
 
 def pin_of(obj: Any) -> Optional[Product]:
     """The product ``obj`` was pinned to at creation, if any (and still registered)."""
+    product: Optional[Product] = None
     try:
-        product: Optional[Product] = obj.__dict__.get(PIN)
+        product = obj.__dict__.get(PIN)
     except AttributeError:  # __slots__: the weak map, else the id map
-        product = _WEAK.get(obj) if _WEAK is not None else None
+        try:
+            product = _WEAK.get(obj) if _WEAK is not None else None
+        except TypeError:  # no weak references either
+            product = None
         if product is None:
             product = _BY_ID.get(id(obj))
     except Exception:

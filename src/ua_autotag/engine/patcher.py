@@ -268,9 +268,12 @@ def _pin_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
             st = attribution.state()
             if not live.on or st is None or not st.by_package:
                 return wrapped(*args, **kwargs)  # no product registered: nothing to pin
-            product = creator()
-            if instance is not None:
-                pin(instance, product)  # None too: clears what a recycled object had
+            try:
+                product = creator()
+                if instance is not None:
+                    pin(instance, product)  # None too: clears what a recycled object had
+            except Exception:  # never our exception in the application's call
+                product = None
             if product is None:
                 return wrapped(*args, **kwargs)
             with pinned(product):

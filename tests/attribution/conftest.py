@@ -325,7 +325,7 @@ def exactly_one(text: Optional[str], value: Optional[str]) -> None:
 
     ``value`` None: it carries none of them.
     """
-    tokens = (text or "").split()
+    tokens = (text or "").replace("(", " ").replace(")", " ").split()
     for known in ALL:
         expected = 1 if known == value else 0
         assert tokens.count(known) == expected, f"{known!r} x{tokens.count(known)} in {text!r}"

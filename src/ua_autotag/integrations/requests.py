@@ -50,5 +50,8 @@ INTEGRATION = Integration(
         Patch("requests.adapters", "HTTPAdapter.send", before=_tag_request, settings=for_object),
         # a Session's adapters are made in Session.__init__: they keep the creating product
         Patch("requests.adapters", "HTTPAdapter.__init__", pin="create"),
+        # and send as it (outermost, after the tagging wrapper): the urllib3 pools the
+        # adapter creates and calls underneath then resolve to the same product
+        Patch("requests.adapters", "HTTPAdapter.send", pin="use"),
     ),
 )

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from tests.cli.conftest import UA, clean_env, cli, one_line_error
-from ua_autotag.cli import audit_sql, like_pattern, sql_string
+from ua_autotag.cli.audit_sql import audit_sql, like_pattern, sql_string
 
 LIKE = re.compile(r"LIKE (E?'(?:[^'\\]|\\.)*') ESCAPE '!'")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.cli.conftest import UA, clean_env, cli
+from tests.cli.conftest import UA, clean_env, cli, one_line_error
 from ua_autotag.engine import patcher as registry
 
 SECRETS = {
@@ -84,3 +84,107 @@ def test_doctor_never_prints_secrets() -> None:
                                         UA_AUTOTAG_REST_HOSTS="token=leak-me-123"))
         for secret in (*SECRETS.values(), "leak-me-123"):
             assert secret not in proc.stdout + proc.stderr
+
+
+OTHER = "OtherIsv_Elsewhere/9"
+
+
+def test_doctor_option_wins_and_the_environment_stays_visible() -> None:
+    """Bug: ``doctor --user-agent X`` with ``UA_AUTOTAG_USER_AGENT=Y`` reported X as from
+    the environment and hid Y."""
+    proc = cli("doctor", "--user-agent", UA, "--json",
+               env=clean_env(UA_AUTOTAG_USER_AGENT=OTHER))
+    report = json.loads(proc.stdout)
+    assert report["configuration"]["user_agent"] == UA
+    assert report["configuration"]["sources"]["user_agent"] == "--user-agent"
+    assert report["environment"]["UA_AUTOTAG_USER_AGENT"] == OTHER
+    text = cli("doctor", "--user-agent", UA, env=clean_env(UA_AUTOTAG_USER_AGENT=OTHER)).stdout
+    assert f"user_agent  {UA}" in text and "(--user-agent)" in text
+    assert f"UA_AUTOTAG_USER_AGENT={OTHER}" in text
+
+
+def test_doctor_does_not_instrument_its_own_process() -> None:
+    """``python -m ua_autotag doctor`` with the value in the environment reports, and
+    tags nothing itself (its children are the ones tagged)."""
+    import subprocess
+    import sys
+
+    env = clean_env(UA_AUTOTAG_USER_AGENT=UA)
+    proc = subprocess.run([sys.executable, "-m", "ua_autotag", "doctor", "--json"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["products"]["default"] is None
+    assert report["configuration"]["user_agent"] == UA  # configured, just not applied here
+    # the control: any other program with the same environment is instrumented at import
+    control = subprocess.run(
+        [sys.executable, "-c", "import ua_autotag; print(ua_autotag.is_instrumented())"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert control.stdout.strip() == "True"
+
+
+PRODUCT_MODULE = (
+    "import ua_autotag\n"
+    "ua_autotag.instrument({value!r}, packages=[__name__])\n"
+)
+
+
+def test_doctor_import_lists_products_and_checks_their_package_names(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "acmepartner_datengproduct.py").write_text(PRODUCT_MODULE.format(value=UA))
+    (tmp_path / "acme_tools.py").write_text(PRODUCT_MODULE.format(value="AcmePartner_Tools/1"))
+    env = clean_env(PYTHONPATH=str(tmp_path), UA_AUTOTAG_USER_AGENT=UA)
+    args = ("doctor", "--import", "acmepartner_datengproduct", "--import", "acme_tools")
+    proc = cli(*args, "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    products = {p["user_agent"]: p for p in json.loads(proc.stdout)["products"]["products"]}
+    good, bad = products[UA], products["AcmePartner_Tools/1"]
+    assert good["packages"] == ["acmepartner_datengproduct"]
+    assert good["origin"] == f"{tmp_path / 'acmepartner_datengproduct.py'}:2"
+    assert good["mode"] == "append" and good["advice"] == []
+    assert len(bad["advice"]) == 1 and "acmepartner_tools" in bad["advice"][0]
+    text = cli(*args, env=env)
+    assert text.returncode == 0  # advice, not an error
+    assert "advice: package 'acme_tools'" in text.stdout
+    assert "process default: none" in text.stdout
+
+
+def test_naming_rule_ignores_case_and_separators() -> None:
+    from ua_autotag.cli.doctor import naming_advice
+
+    for package in ("acmepartner_datengproduct", "AcmePartner.DatEngProduct.core",
+                    "acme_partner_dat_eng_product", "acmepartner.datengproduct"):
+        assert naming_advice(UA, [package]) == [], package
+    assert naming_advice(UA, ["acme_dateng"]) != []
+    assert naming_advice(UA, ["acmepartner"]) != []
+
+
+def test_doctor_import_error_is_one_line() -> None:
+    proc = cli("doctor", "--import", "no_such_module_ua_autotag")
+    line = one_line_error(proc)
+    assert proc.returncode == 2
+    assert "--import no_such_module_ua_autotag" in line
+
+
+def test_doctor_reports_a_partial_integration(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "acmepartner_datengproduct.py").write_text(
+        "import psycopg\n"
+        "del psycopg.AsyncConnection.connect\n" + PRODUCT_MODULE.format(value=UA)
+    )
+    env = clean_env(PYTHONPATH=str(tmp_path), UA_AUTOTAG_USER_AGENT=UA)
+    proc = cli("doctor", "--import", "acmepartner_datengproduct", "--json", env=env)
+    row = next(r for r in json.loads(proc.stdout)["integrations"] if r["integration"] == "psycopg")
+    assert row["status"] == "partial"
+    assert row["missing"] == ["psycopg.AsyncConnection.connect"]
+    text = cli("doctor", "--import", "acmepartner_datengproduct", env=env).stdout
+    assert "psycopg            partial: psycopg.AsyncConnection.connect not found" in text
+
+
+def test_doctor_lists_the_runtime_hooks() -> None:
+    _, report = _doctor(UA_AUTOTAG_USER_AGENT=UA, UA_AUTOTAG_DISABLED_INTEGRATIONS="node")
+    hooks = {r["runtime"]: r for r in report["runtimes"]}
+    assert set(hooks) == {"node", "java"}
+    assert hooks["node"]["would_add"] is False and hooks["node"]["reason"] == "disabled"
+    assert hooks["java"]["variable"] == "JAVA_TOOL_OPTIONS"
+    text = cli("doctor", env=clean_env(UA_AUTOTAG_USER_AGENT=UA)).stdout
+    assert "runtime hooks" in text and "NODE_OPTIONS += --require" in text

@@ -187,6 +187,8 @@ BAD_RUNS = {
     "isv without product": (["--isv", "AcmePartner"], "--product"),
     "both forms": (["--user-agent", UA, "--isv", "A"], "not both"),
     "no user agent": ([], "no User-Agent"),
+    # bug: an empty value was answered "no User-Agent: give --user-agent"
+    "empty user agent": (["--user-agent", ""], "--user-agent: must not be empty"),
     "unknown option": (["--user-agnet", UA], "--user-agnet"),
     "bad log level": (["--user-agent", UA, "--log-level", "LOUD"], "--log-level"),
 }
@@ -274,7 +276,8 @@ def test_no_subcommand_is_a_one_line_error() -> None:
 def test_importing_the_cli_is_cheap() -> None:
     code = ("import sys, ua_autotag.cli; "
             "print(sorted(m for m in ('wrapt', 'opentelemetry', 'psycopg', 'databricks', "
-            "'ua_autotag.registry', 'ua_autotag.verify.runner') if m in sys.modules))")
+            "'ua_autotag.engine.patcher', 'ua_autotag.verify.runner', 'ua_autotag.runtimes') "
+            "if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True,
                           text=True, timeout=60)
     assert proc.stdout.strip() == "[]"
@@ -302,3 +305,119 @@ def test_disable_all_exports_no_env_carriers() -> None:
     assert proc.stdout.strip() == "None None"
     proc = cli("run", "--user-agent", UA, "--disable", "psycopg", sys.executable, "-c", code)
     assert proc.stdout.strip() == f"None {UA}"  # PGAPPNAME would tag psycopg behind its back
+
+
+def test_empty_user_agent_names_the_rule_not_a_missing_value() -> None:
+    """Bug: ``--user-agent ""`` answered "no User-Agent: give --user-agent"."""
+    line = one_line_error(cli("run", "--user-agent", "", "true"))
+    assert "--user-agent" in line and "must not be empty" in line, line
+    assert "no User-Agent" not in line
+    assert "<isv>_<product>" in line  # the rule
+
+
+LONG_UA = "AcmePartner_" + "D" * 60 + "/3.5"  # 76 bytes: over application_name's 63
+POSTGRES = ("psycopg", "psycopg2", "asyncpg")
+
+
+def test_63_byte_error_names_the_option_and_the_way_out(tmp_path: Path) -> None:
+    """The 63-byte error names --user-agent (not the variable it used to become) and the
+    PostgreSQL integrations whose disabling lifts the limit."""
+    line = one_line_error(cli("run", "--user-agent", LONG_UA, "true"))
+    assert line.startswith("ua-autotag run: error: --user-agent: "), line
+    assert "63-byte" in line
+    assert all(name in line for name in POSTGRES), line
+    assert "--disable" in line
+    # and it does: with them disabled the value is accepted, and PGAPPNAME left alone
+    code = "import os; print(os.environ['UA_AUTOTAG_USER_AGENT'], os.environ.get('PGAPPNAME'))"
+    proc = cli("run", "--user-agent", LONG_UA, "--disable", ",".join(POSTGRES),
+               sys.executable, "-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [LONG_UA, "None"]
+
+
+ENV_CODE = (
+    "import json, os; print(json.dumps({k: v for k, v in os.environ.items() "
+    "if k.startswith(('UA_AUTOTAG_', 'NODE_OPTIONS', 'JAVA_TOOL_OPTIONS', 'PGAPPNAME', "
+    "'SPARK_CONNECT_USER_AGENT'))}))"
+)
+
+
+def _child_env(*options: str, **env: str) -> dict:
+    import json
+
+    proc = cli("run", *options, sys.executable, "-c", ENV_CODE, env=clean_env(**env))
+    assert proc.returncode == 0, proc.stderr
+    return dict(json.loads(proc.stdout))
+
+
+def test_child_environment_is_written_from_the_resolved_settings(tmp_path: Path) -> None:
+    child = _child_env(
+        "--isv", "AcmePartner", "--product", "DatEngProduct", "--version", "3.5",
+        "--mode", "replace", "--no-spans", "--rest-hosts", "H.example.com",
+        UA_AUTOTAG_ISV="Old", UA_AUTOTAG_PRODUCT="Stale", UA_AUTOTAG_VERSION_FROM="pip",
+        UA_AUTOTAG_DISABLED_INTEGRATIONS="asyncpg", UA_AUTOTAG_CACHE_DIR=str(tmp_path),
+    )
+    assert child["UA_AUTOTAG_USER_AGENT"] == UA
+    for gone in ("UA_AUTOTAG_ISV", "UA_AUTOTAG_PRODUCT", "UA_AUTOTAG_VERSION",
+                 "UA_AUTOTAG_VERSION_FROM"):
+        assert gone not in child
+    assert child["UA_AUTOTAG_MODE"] == "replace"
+    assert child["UA_AUTOTAG_SPANS"] == "false"
+    assert child["UA_AUTOTAG_STRICT"] == "false"
+    assert child["UA_AUTOTAG_DISABLED_INTEGRATIONS"] == "asyncpg"
+    assert child["UA_AUTOTAG_REST_HOSTS"] == "h.example.com"
+    assert child["PGAPPNAME"] == UA
+
+
+def test_child_resolves_to_the_same_settings(tmp_path: Path) -> None:
+    code = (
+        "import ua_autotag; s = ua_autotag.status().default; "
+        "print(s.user_agent, s.mode)"
+    )
+    proc = cli("run", "--isv", "AcmePartner", "--product", "DatEngProduct", "--version", "3.5",
+               "--mode", "keep", sys.executable, "-c", code,
+               env=clean_env(UA_AUTOTAG_CACHE_DIR=str(tmp_path)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [UA, "keep"]
+
+
+def test_runtime_hooks_are_added_and_disable_turns_them_off(tmp_path: Path) -> None:
+    from ua_autotag.runtimes import PRELOAD
+
+    child = _child_env("--user-agent", UA, UA_AUTOTAG_CACHE_DIR=str(tmp_path))
+    assert PRELOAD in child["NODE_OPTIONS"]
+    assert child["JAVA_TOOL_OPTIONS"].startswith(f"-Xbootclasspath/a:{tmp_path}")
+    child = _child_env("--user-agent", UA, "--disable", "node,java",
+                       UA_AUTOTAG_CACHE_DIR=str(tmp_path))
+    assert "NODE_OPTIONS" not in child and "JAVA_TOOL_OPTIONS" not in child
+    assert child["UA_AUTOTAG_DISABLED_INTEGRATIONS"] == "java,node"
+    assert child["PGAPPNAME"] == UA  # the Python integrations are untouched
+
+
+def test_runtime_hook_warning_is_one_line_and_the_command_still_runs(tmp_path: Path) -> None:
+    proc = cli("run", "--user-agent", UA, sys.executable, "-c", "print('ran')",
+               env=clean_env(JAVA_TOOL_OPTIONS="-Dx='unmatched",
+                             UA_AUTOTAG_CACHE_DIR=str(tmp_path)))
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == "ran"
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("ua-autotag run: warning: java hook skipped: ")
+
+
+def _exported_variables() -> dict:
+    from ua_autotag.catalog import CATALOG, readers
+
+    return {v: readers(v) for entry in CATALOG.values() for v in entry.exports}
+
+
+@pytest.mark.parametrize(
+    ("variable", "reader"),
+    [(v, r) for v, names in _exported_variables().items() for r in names],
+)
+def test_an_export_is_dropped_while_any_of_its_readers_is_disabled(
+    variable: str, reader: str, tmp_path: Path
+) -> None:
+    on = _child_env("--user-agent", UA, UA_AUTOTAG_CACHE_DIR=str(tmp_path))
+    assert UA in on[variable].split()
+    off = _child_env("--user-agent", UA, "--disable", reader, UA_AUTOTAG_CACHE_DIR=str(tmp_path))
+    assert variable not in off

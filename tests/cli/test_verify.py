@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 
 import pytest
@@ -76,16 +78,40 @@ def test_verify_without_a_value_uses_the_demo_value_and_says_so(pg_dsn: str) -> 
         line for line in proc.stdout.splitlines() if line.startswith("psycopg "))
 
 
-def test_verify_unreachable_postgres_is_a_clear_failure() -> None:
+PG_ROWS = ("psycopg", "psycopg2", "asyncpg")
+
+
+def _unreachable_dsn() -> str:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = cli("verify", "--user-agent", UA, "--json", "--only", "psycopg",
-               "--pg-dsn", f"host=127.0.0.1 port={port} user=postgres password=s3cret dbname=x")
+    return f"host=127.0.0.1 port={port} user=postgres password=s3cret dbname=x"
+
+
+def test_verify_unreachable_postgres_is_a_clear_failure() -> None:
+    """Bug: the row said "skipped" while the summary said FAILED for it. A server the user
+    named with --pg-dsn that cannot be reached is an error of every PostgreSQL row."""
+    dsn = _unreachable_dsn()
+    proc = cli("verify", "--user-agent", UA, "--json", "--only", ",".join(PG_ROWS),
+               "--pg-dsn", dsn)
     assert proc.returncode == 1
-    row = _rows(proc)["psycopg"]
-    assert row["verdict"].startswith("skipped: no PostgreSQL reachable")
-    assert "s3cret" not in proc.stdout
+    rows = _rows(proc)
+    for name in PG_ROWS:
+        assert rows[name]["verdict"] == "error", rows[name]
+        assert rows[name]["passed"] is False
+        assert "--pg-dsn not reachable" in rows[name]["detail"]
+    assert "s3cret" not in proc.stdout + proc.stderr
+
+    proc = cli("verify", "--user-agent", UA, "--only", ",".join(PG_ROWS), "--pg-dsn", dsn)
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    for name in PG_ROWS:
+        row = next(line for line in lines if line.startswith(name + " "))
+        assert row.rstrip().endswith("error"), row
+    assert "skipped" not in proc.stdout
+    summary = next(line for line in lines if line.startswith("FAILED: "))
+    assert all(name in summary for name in PG_ROWS), summary
+    assert "s3cret" not in proc.stdout + proc.stderr
 
 
 def test_verify_bad_value_is_a_one_line_error() -> None:
@@ -114,7 +140,41 @@ def test_carries_matches_whole_tokens(received: str, expected: bool) -> None:
     assert carries(received, UA) is expected
 
 
-def test_every_catalog_integration_has_a_row() -> None:
-    from ua_autotag.catalog import CATALOG
+def test_every_catalog_integration_and_runtime_has_a_row() -> None:
+    from ua_autotag.catalog import CATALOG, RUNTIMES
 
-    assert {r.integration for r in ROWS} == set(CATALOG)
+    assert {r.integration for r in ROWS} == set(CATALOG) | set(RUNTIMES)
+    for row in ROWS:  # one source: the catalog
+        if row.integration in CATALOG and not row.own_distributions:
+            assert row.distributions == CATALOG[row.integration].distributions
+        if row.integration in CATALOG:
+            assert row.carrier == (CATALOG[row.integration].carrier or "-")
+
+
+def test_verify_node_and_java_rows(pg_dsn: str) -> None:
+    """The launcher's runtime hooks, proven by a real JVM (pgjdbc) / node where present;
+    absent runtimes or clients are skipped with the reason, and do not fail the run."""
+    proc = cli("verify", "--user-agent", UA, "--json", "--only", "node,java",
+               "--pg-dsn", pg_dsn)
+    rows = _rows(proc)
+    assert set(rows) == {"node", "java"}
+    assert proc.returncode == 0, rows
+    for row in rows.values():
+        assert row["passed"] is True
+        if row["verdict"] == "ok":
+            assert carries(row["received"], UA), row
+        else:
+            assert row["verdict"].startswith("skipped: ") and row["detail"], row
+    if shutil.which("java") and os.path.exists("/usr/share/java/postgresql.jar"):
+        assert rows["java"]["verdict"] == "ok", rows["java"]
+        assert rows["java"]["carrier"] == "application_name"
+
+
+def test_verify_disabled_runtime_hook_is_missing() -> None:
+    env = clean_env(UA_AUTOTAG_DISABLED_INTEGRATIONS="java")
+    proc = cli("verify", "--user-agent", UA, "--json", "--only", "java", env=env)
+    row = _rows(proc)["java"]
+    if not shutil.which("java"):
+        pytest.skip("no java here")
+    assert proc.returncode == 1
+    assert row["verdict"] == "missing" and "adds no java hook" in row["detail"]

@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Any, Callable, Dict, List, Optional
 
-__all__ = ["MARKER", "PROBES", "main"]
+__all__ = ["MARKER", "PROBES", "main", "parse_dsn"]
 
 MARKER = "UA_AUTOTAG_VERIFY_RESULT "
 
@@ -177,19 +177,21 @@ def _pg_try(job: Job, connect: Callable[[str], Optional[str]]) -> Result:
             "where": "pg_stat_activity.application_name",
             "target": _describe_dsn(dsn),
         }
+    if job.get("pg_explicit"):  # the server the user named: unreachable is an error
+        return {"error": "PostgreSQL at --pg-dsn not reachable: " + "; ".join(errors)}
     raise Skip("no PostgreSQL reachable (give --pg-dsn): " + "; ".join(errors))
 
 
 def _describe_dsn(dsn: str) -> str:
     """Host/port/db of ``dsn`` for the report: never the password or the full DSN."""
-    params = _parse_dsn(dsn)
+    params = parse_dsn(dsn)
     if not params:
         return "libpq environment defaults"
     host = params.get("host") or "local socket"
     return f"{host}:{params.get('port', '5432')}/{params.get('dbname', params.get('user', ''))}"
 
 
-def _parse_dsn(dsn: str) -> Dict[str, str]:
+def parse_dsn(dsn: str) -> Dict[str, str]:
     """libpq conninfo or URI -> dict, with whichever parser is installed."""
     if not dsn:
         return {}
@@ -200,9 +202,9 @@ def _parse_dsn(dsn: str) -> Dict[str, str]:
     except ImportError:
         pass
     try:
-        from psycopg2.extensions import parse_dsn
+        from psycopg2.extensions import parse_dsn as parse_with_psycopg2
 
-        return dict(parse_dsn(dsn))
+        return dict(parse_with_psycopg2(dsn))
     except ImportError:
         pass
     import shlex
@@ -247,7 +249,7 @@ def probe_asyncpg(job: Job) -> Result:
             if dsn.startswith(("postgres://", "postgresql://")):
                 conn = await asyncpg.connect(dsn, timeout=5)
             else:
-                params = _parse_dsn(dsn)
+                params = parse_dsn(dsn)
                 kwargs: Dict[str, Any] = {"timeout": 5}
                 for key, arg in (
                     ("host", "host"),

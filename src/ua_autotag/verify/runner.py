@@ -1,17 +1,19 @@
-"""``ua-autotag verify``: does the tag reach each installed client's server?
+"""The engine of ``ua-autotag verify``: does the tag reach each installed client's server?
 
 For every supported client that is installed, one probe (``verify/probes.py``) runs in
 a fresh interpreter: it instruments with that integration alone, opens a real
 connection to a local peer (the HTTP header recorder, the Spark Connect gRPC peer,
-the PostgreSQL server, unixODBC with a trace) and reports what the peer received.
-This module runs the probes in parallel, judges each row and prints the table.
+the PostgreSQL server, unixODBC with a trace) and reports what the peer received. The
+launcher's Node.js and Java hooks are proven by ``ua_autotag.runtimes.verify_node`` /
+``verify_java``. The rows derive from the catalog (one per integration, plus the
+SQLAlchemy dialect probe and the runtimes); this module runs them in parallel and
+judges each. The command itself (options, table, exit status) is ``ua_autotag.cli.verify``.
 
 Verdicts: ``ok`` (the peer received our value), ``missing`` (the connection was
-made, the value was not in it), ``error`` (the probe could not connect), and
-``skipped: <reason>``. Exit 0 only when every installed integration is ok; a row
-skipped because its client is not installed does not count against it, nor does a
-client verify has no local peer for (jaydebeapi needs a JDBC driver jar,
-databricks-connect a workspace: their rows say so).
+made, the value was not in it, or the hook is disabled), ``error`` (the probe could
+not connect; a PostgreSQL named with ``--pg-dsn`` that cannot be reached is one), and
+``skipped: <reason>`` (client not installed, no local peer, a prerequisite missing
+here): a skipped row is not proven, and does not fail the run.
 """
 
 from __future__ import annotations
@@ -24,74 +26,75 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-__all__ = ["ROWS", "Row", "Verdict", "carries", "run", "verify"]
+from ..catalog import CATALOG, RUNTIMES
+
+__all__ = ["ROWS", "Row", "Verdict", "carries", "default_pg_dsns", "verify"]
 
 
-@dataclass(frozen=True)
-class Row:
-    """One line of the table: which probe proves which integration, for which client."""
+class Row(NamedTuple):
+    """One line of the table: which probe proves which integration (or launcher runtime).
+
+    Distributions and carrier come from the catalog; ``distributions`` here overrides
+    them for a probe of another client of the same integration (the SQLAlchemy dialect).
+    """
 
     probe: str
     integration: str
     label: str
-    distributions: Tuple[str, ...]
-    carrier: str
     #: a reason when verify has no local peer for this client (a tolerated skip)
     no_peer: Optional[str] = None
+    own_distributions: Tuple[str, ...] = ()
+
+    @property
+    def runtime(self) -> bool:
+        """A launcher runtime hook (node, java), proven by ``ua_autotag.runtimes``."""
+        return self.integration in RUNTIMES
+
+    @property
+    def distributions(self) -> Tuple[str, ...]:
+        if self.runtime:
+            return ()
+        return self.own_distributions or CATALOG[self.integration].distributions
+
+    @property
+    def carrier(self) -> str:
+        if self.runtime:
+            return _RUNTIME_CARRIERS[self.integration]
+        return CATALOG[self.integration].carrier or "-"
 
 
-ROWS: Tuple[Row, ...] = (
-    Row(
-        "databricks_sdk", "databricks_sdk", "databricks_sdk", ("databricks-sdk",), "http-user-agent"
+#: what each runtime hook's proof reads (node: node-postgres reports application_name)
+_RUNTIME_CARRIERS = {"node": "user_agent_entry", "java": "application_name"}
+
+#: integrations verify cannot prove against a local peer, and why
+_NO_PEER = {
+    "sqlalchemy": "tags through the driver integrations (see their rows); pins only",
+    "jaydebeapi": "needs a JDBC driver jar and a JVM; no local peer",
+    "databricks_connect": "databricks-connect needs a Databricks workspace; no local peer",
+}
+
+#: extra probes of an integration, after its own row
+_EXTRA = {
+    "databricks_sql": (
+        Row("databricks_sqlalchemy", "databricks_sql", "databricks_sql (sqlalchemy)",
+            own_distributions=("databricks-sqlalchemy",)),
     ),
-    Row(
-        "databricks_sql",
-        "databricks_sql",
-        "databricks_sql",
-        ("databricks-sql-connector",),
-        "user_agent_entry",
-    ),
-    Row(
-        "databricks_sqlalchemy",
-        "databricks_sql",
-        "databricks_sql (sqlalchemy)",
-        ("databricks-sqlalchemy",),
-        "user_agent_entry",
-    ),
-    Row("requests", "requests", "requests", ("requests",), "http-user-agent"),
-    Row("httpx", "httpx", "httpx", ("httpx",), "http-user-agent"),
-    Row("urllib3", "urllib3", "urllib3", ("urllib3",), "http-user-agent"),
-    Row(
-        "spark_connect",
-        "spark_connect",
-        "spark_connect",
-        ("pyspark-client", "pyspark-connect", "pyspark"),
-        "spark_connect",
-    ),
-    Row(
-        "databricks_connect",
-        "databricks_connect",
-        "databricks_connect",
-        ("databricks-connect",),
-        "spark_connect",
-        no_peer="databricks-connect needs a Databricks workspace; no local peer",
-    ),
-    Row("psycopg", "psycopg", "psycopg", ("psycopg",), "application_name"),
-    Row("psycopg2", "psycopg2", "psycopg2", ("psycopg2", "psycopg2-binary"), "application_name"),
-    Row("asyncpg", "asyncpg", "asyncpg", ("asyncpg",), "application_name"),
-    Row("pyodbc", "pyodbc", "pyodbc", ("pyodbc",), "odbc"),
-    Row(
-        "jaydebeapi",
-        "jaydebeapi",
-        "jaydebeapi",
-        ("jaydebeapi", "JayDeBeApi"),
-        "odbc",
-        no_peer="needs a JDBC driver jar and a JVM; no local peer",
-    ),
-)
+}  # fmt: skip
+
+
+def _rows() -> Tuple[Row, ...]:
+    rows: List[Row] = []
+    for name in CATALOG:
+        rows.append(Row(name, name, name, no_peer=_NO_PEER.get(name)))
+        rows.extend(_EXTRA.get(name, ()))
+    rows.extend(Row(name, name, name) for name in RUNTIMES)
+    return tuple(rows)
+
+
+ROWS: Tuple[Row, ...] = _rows()
 
 
 @dataclass
@@ -120,10 +123,16 @@ def carries(received: Optional[str], value: str) -> bool:
     return value in _TOKEN_SPLIT.split(received)
 
 
-def _installed(distributions: Sequence[str]) -> Tuple[Optional[str], Optional[str]]:
+def _installed(row: Row) -> Tuple[Optional[str], Optional[str]]:
+    """(client, version) of the first installed distribution; a runtime: (its binary, "")."""
+    if row.runtime:
+        import shutil
+
+        binary = shutil.which(row.integration)
+        return (binary, "") if binary else (None, None)
     from importlib import metadata
 
-    for dist in distributions:
+    for dist in row.distributions:
         try:
             return dist, metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -203,6 +212,38 @@ def _run_probe(
     return {"error": scrub(f"probe crashed: {last}")[:300]}
 
 
+def _pg_params(dsn: str, environ: Dict[str, str]) -> Dict[str, Any]:
+    """host/port/user/dbname(/password) of ``dsn`` for the runtime proofs (libpq defaults)."""
+    from .probes import parse_dsn
+
+    params = parse_dsn(dsn)
+
+    def get(key: str, var: str, default: str) -> str:
+        return (params.get(key) or environ.get(var) or default).split(",")[0]
+
+    out: Dict[str, Any] = {
+        "host": get("host", "PGHOST", "127.0.0.1"),
+        "port": int(get("port", "PGPORT", "5432")),
+        "user": get("user", "PGUSER", "postgres"),
+        "dbname": get("dbname", "PGDATABASE", "postgres"),
+    }
+    password = params.get("password") or environ.get("PGPASSWORD")
+    if password:
+        out["password"] = password
+    return out
+
+
+def _run_runtime(
+    row: Row, job: Dict[str, Any], environ: Dict[str, str], timeout: float
+) -> Dict[str, Any]:
+    from .. import runtimes
+
+    pg = _pg_params(job["pg_dsns"][0], environ)
+    if row.integration == "node":
+        return runtimes.verify_node(job["user_agent"], timeout, **pg)
+    return runtimes.verify_java(job["user_agent"], timeout, **pg)
+
+
 def _judge(
     row: Row,
     value: str,
@@ -212,35 +253,68 @@ def _judge(
     disabled: Sequence[str],
 ) -> Verdict:
     verdict = Verdict(
-        row.integration, row.label, client, version, row.carrier, result.get("received"), ""
+        row.integration,
+        row.label,
+        result.get("client") or client,
+        result.get("version") or version,
+        row.carrier,
+        result.get("received"),
+        "",
     )
-    status = result.get("status") or {}
-    state = status.get("state")
-    why = (
-        f"ua_autotag status: {state}" + (f" ({status['reason']})" if status.get("reason") else "")
-        if state
-        else ""
-    )
-    if "skip" in result:
-        verdict.verdict = f"skipped: {result['skip']}"
-        verdict.detail = result["skip"]
-        return verdict
-    if "error" in result:
+    if result.get("client") == "pg":  # node-postgres, through PGAPPNAME
+        verdict.carrier = "application_name"
+    if "skip" in result:  # a prerequisite is missing here: not proven, not failed
+        verdict.verdict, verdict.detail = f"skipped: {result['skip']}", result["skip"]
+        verdict.passed = True
+    elif "error" in result:
         verdict.verdict = "error"
-        verdict.detail = "; ".join(filter(None, [result["error"], why]))
-        return verdict
-    if carries(verdict.received, value):
+        verdict.detail = "; ".join(filter(None, [result["error"], _why(result)]))
+    elif carries(verdict.received, value):
         verdict.verdict, verdict.passed = "ok", True
         verdict.detail = result.get("where", "")
-        return verdict
-    verdict.verdict = "missing"
-    hints = [f"not in {result.get('where', 'what the peer received')}"]
-    if row.integration in disabled or "all" in disabled:
-        hints.append("disabled by UA_AUTOTAG_DISABLED_INTEGRATIONS")
-    elif why:
-        hints.append(why)
-    verdict.detail = "; ".join(hints)
+    else:
+        verdict.verdict = "missing"
+        hints = [f"not in {result.get('where', 'what the peer received')}"]
+        off = row.integration in disabled or "all" in disabled
+        hints.append("disabled by UA_AUTOTAG_DISABLED_INTEGRATIONS" if off else _why(result))
+        verdict.detail = "; ".join(filter(None, hints))
     return verdict
+
+
+def _why(result: Dict[str, Any]) -> str:
+    status = result.get("status") or {}
+    state = status.get("state")
+    if not state:
+        return ""
+    return f"ua_autotag status: {state}" + (
+        f" ({status['reason']})" if status.get("reason") else ""
+    )
+
+
+def _settled(row: Row, disabled: Sequence[str]) -> Optional[Verdict]:
+    """The verdict of a row that needs no probe (not installed, no peer, hook disabled)."""
+    client, version = _installed(row)
+    base = Verdict(row.integration, row.label, client, version, row.carrier, None, "")
+    if version is None:
+        what = "not on PATH" if row.runtime else "not installed"
+        base.verdict, base.passed = f"skipped: {what}", True
+        base.detail = row.integration if row.runtime else " / ".join(row.distributions)
+    elif row.no_peer:
+        base.verdict, base.detail, base.passed = f"skipped: {row.no_peer}", row.no_peer, True
+    elif row.runtime and (row.integration in disabled or "all" in disabled):
+        base.verdict = "missing"
+        base.detail = (
+            f"disabled by UA_AUTOTAG_DISABLED_INTEGRATIONS: `ua-autotag run` adds "
+            f"no {row.integration} hook"
+        )
+    else:
+        return None
+    return base
+
+
+def _disabled(env: Dict[str, str]) -> List[str]:
+    raw = env.get("UA_AUTOTAG_DISABLED_INTEGRATIONS", "")
+    return [d.strip().lower() for d in raw.split(",") if d.strip()]
 
 
 def verify(
@@ -252,155 +326,31 @@ def verify(
     environ: Optional[Dict[str, str]] = None,
     workers: Optional[int] = None,
 ) -> List[Verdict]:
-    """Probe every installed client with ``value``; one :class:`Verdict` per row."""
-    env = dict(os.environ if environ is None else environ)
-    disabled = [
-        d.strip().lower()
-        for d in env.get("UA_AUTOTAG_DISABLED_INTEGRATIONS", "").split(",")
-        if d.strip()
-    ]
-    job = {"user_agent": value, "pg_dsns": pg_dsns if pg_dsns else default_pg_dsns(env)}
-    rows = [r for r in ROWS if not only or r.integration in only or r.probe in only]
-    verdicts: Dict[str, Verdict] = {}
-    todo: List[Tuple[Row, Optional[str], Optional[str]]] = []
-    for row in rows:
-        client, version = _installed(row.distributions)
-        if version is None:
-            verdicts[row.probe] = Verdict(
-                row.integration,
-                row.label,
-                None,
-                None,
-                row.carrier,
-                None,
-                "skipped: not installed",
-                passed=True,
-                detail=" / ".join(row.distributions),
-            )
-        elif row.no_peer:
-            verdicts[row.probe] = Verdict(
-                row.integration,
-                row.label,
-                client,
-                version,
-                row.carrier,
-                None,
-                f"skipped: {row.no_peer}",
-                passed=True,
-                detail=row.no_peer,
-            )
-        else:
-            todo.append((row, client, version))
+    """Probe every installed client with ``value``; one :class:`Verdict` per row.
 
-    def one(item: Tuple[Row, Optional[str], Optional[str]]) -> Verdict:
-        row, client, version = item
+    ``pg_dsns`` given means the user named the server: unreachable is then an error
+    of the PostgreSQL rows, not a skip.
+    """
+    env = dict(os.environ if environ is None else environ)
+    disabled = _disabled(env)
+    job = {
+        "user_agent": value,
+        "pg_dsns": pg_dsns or default_pg_dsns(env),
+        "pg_explicit": bool(pg_dsns),
+    }
+    rows = [r for r in ROWS if not only or r.integration in only or r.probe in only]
+    verdicts = {r.probe: v for r in rows for v in [_settled(r, disabled)] if v is not None}
+
+    def one(row: Row) -> Verdict:
         start = time.monotonic()
-        result = _run_probe(row, job, env, timeout)
-        verdict = _judge(row, value, result, client, version, disabled)
+        client, version = _installed(row)
+        run = _run_runtime if row.runtime else _run_probe
+        verdict = _judge(row, value, run(row, job, env, timeout), client, version, disabled)
         verdict.seconds = round(time.monotonic() - start, 2)
         return verdict
 
+    todo = [r for r in rows if r.probe not in verdicts]
     n = workers or max(2, min(4, os.cpu_count() or 2))  # probes are CPU-bound imports
     with ThreadPoolExecutor(max_workers=n) as pool:
-        for (row, _, _), verdict in zip(todo, pool.map(one, todo)):
-            verdicts[row.probe] = verdict
+        verdicts.update((row.probe, v) for row, v in zip(todo, pool.map(one, todo)))
     return [verdicts[r.probe] for r in rows]
-
-
-# --------------------------------------------------------------------------- output
-
-
-def _table(verdicts: List[Verdict]) -> str:
-    head = ("integration", "client", "carrier", "received by the peer", "verdict")
-    lines = []
-    for v in verdicts:
-        client = f"{v.client} {v.version}" if v.version else "-"
-        lines.append((v.label, client, v.carrier, v.received or "-", v.verdict))
-    widths = [max(len(head[i]), *(len(line[i]) for line in lines)) for i in range(4)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)) + "  " + head[4]]
-    out.append("  ".join("-" * w for w in widths) + "  " + "-" * len(head[4]))
-    for line, v in zip(lines, verdicts):
-        out.append("  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + line[4])
-        if not v.passed and v.detail and not v.verdict.startswith("skipped"):
-            out.append(" " * (widths[0] + 2) + f"-> {v.detail}")
-    return "\n".join(out)
-
-
-def run(
-    user_agent: Optional[str] = None,
-    *,
-    as_json: bool = False,
-    pg_dsn: Optional[str] = None,
-    only: Optional[str] = None,
-    timeout: float = 120.0,
-) -> int:
-    """The ``verify`` subcommand: resolve the value, probe, print; returns the exit status."""
-    from .. import settings as config
-    from ..cli import DEMO_USER_AGENT, CliError
-    from ..value import UserAgent
-
-    env = dict(os.environ)
-    if user_agent is not None:
-        ua, source = UserAgent.parse(user_agent), "--user-agent"
-    elif (
-        env.get("UA_AUTOTAG_USER_AGENT")
-        or env.get("UA_AUTOTAG_ISV")
-        or env.get("UA_AUTOTAG_PRODUCT")
-    ):
-        settings = config.resolve(environ=env)
-        ua, source = settings.user_agent, settings.sources.get("user_agent", "environment")
-    else:
-        ua, source = UserAgent.parse(DEMO_USER_AGENT), "demo"
-    names = None
-    if only:
-        names = [n.strip() for n in only.split(",") if n.strip()]
-        known = {r.integration for r in ROWS} | {r.probe for r in ROWS}
-        unknown = sorted(set(names) - known)
-        if unknown:
-            raise CliError(
-                f"--only: unknown integrations: {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(known))})"
-            )
-    # the carriers of the integrations in use must take the value before anything is
-    # sent (a disabled one is probed all the same, and reported missing)
-    off = {d.strip().lower() for d in env.get("UA_AUTOTAG_DISABLED_INTEGRATIONS", "").split(",")}
-    for carrier in sorted(
-        {r.carrier for r in ROWS if "all" not in off and r.integration not in off}
-    ):
-        ua.render(carrier)
-
-    started = time.monotonic()
-    verdicts = verify(
-        str(ua), pg_dsns=[pg_dsn] if pg_dsn is not None else None, only=names, timeout=timeout
-    )
-    elapsed = time.monotonic() - started
-    passed = all(v.passed for v in verdicts)
-    failed = [v.label for v in verdicts if not v.passed]
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "user_agent": str(ua),
-                    "source": source,
-                    "ok": passed,
-                    "seconds": round(elapsed, 2),
-                    "results": [asdict(v) for v in verdicts],
-                },
-                indent=2,
-            )
-        )
-        return 0 if passed else 1
-    if source == "demo":
-        print(
-            f"no --user-agent and no UA_AUTOTAG_USER_AGENT: verifying with the demo value "
-            f"{ua} (pass --user-agent to check your own)"
-        )
-    else:
-        print(f"verifying {ua} (from {source})")
-    print(_table(verdicts))
-    print()
-    if passed:
-        print(f"ok: every installed client carried {ua} to its server ({elapsed:.1f} s)")
-    else:
-        print(f"FAILED: {', '.join(failed)} did not carry {ua} to the server ({elapsed:.1f} s)")
-    return 0 if passed else 1

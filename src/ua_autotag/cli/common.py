@@ -1,0 +1,147 @@
+"""What the commands share: errors, output hygiene, and the options taken from ``OPTIONS``.
+
+The value and behaviour options of ``run`` / ``audit-sql`` / ``doctor`` are built from
+:data:`ua_autotag.settings.OPTIONS` (flag and help declared there once) and resolved
+with :func:`ua_autotag.settings.resolve`, which names the options, not the variables,
+in its errors and in ``Settings.sources``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Dict, Iterable, Mapping
+
+from .. import settings as config
+from ..settings import OPTIONS, Option, Settings
+from ..value import ConfigurationError
+
+__all__ = [
+    "DEMO_USER_AGENT",
+    "PROG",
+    "VALUE_OPTIONS",
+    "CliError",
+    "add_options",
+    "labels",
+    "one_line",
+    "resolve_args",
+    "scrubbed",
+]
+
+PROG = "ua-autotag"
+
+#: demo value for ``verify`` when nothing is configured (obviously not a real one)
+DEMO_USER_AGENT = "UaAutotagDemo_Verify/0.0"
+
+VALUE_OPTIONS = config.VALUE_OPTIONS
+
+_FORM = "<isv>_<product>[/<version>], e.g. AcmePartner_DatEngProduct/3.5"
+
+
+class CliError(Exception):
+    """A one-line error for the user, with the exit status to end on."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line, secrets scrubbed."""
+    from ..telemetry import scrub
+
+    return scrub(" ".join(str(text).split()))
+
+
+def scrubbed(value: Any) -> Any:
+    """``value`` with every string passed through ``telemetry.scrub`` (no secret leaves)."""
+    from ..telemetry import scrub
+
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: scrubbed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrubbed(v) for v in value]
+    return value
+
+
+def _comma_list(raw: str) -> list[str]:
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"needs a comma list of names: {raw!r}")
+    return names
+
+
+_METAVARS = {
+    "user_agent": "UA",
+    "version_from": "DIST",
+    "disabled": "A,B",
+    "rest_hosts": "H1,H2",
+}
+
+#: how an option is written on the command line, where it is not one plain string
+_SHAPES: Dict[str, Dict[str, Any]] = {
+    "mode": {"choices": config.MODES},
+    "disabled": {"type": _comma_list},
+    "rest_hosts": {"type": _comma_list},
+}
+
+
+def _argument(option: Option) -> Dict[str, Any]:
+    help_text = option.help + (f" [env {option.env}]" if option.env else "")
+    assert option.flag is not None
+    if option.name in ("spans", "strict"):  # switches: present or not
+        on = not option.flag.startswith("--no-")
+        return {
+            "dest": option.name,
+            "action": "store_const",
+            "const": on,
+            "default": None,
+            "help": f"{option.name}={str(on).lower()} ({help_text})",
+        }
+    kwargs = {"dest": option.name, "help": help_text, **_SHAPES.get(option.name, {})}
+    if "choices" not in kwargs:
+        kwargs["metavar"] = _METAVARS.get(option.name, option.name.upper())
+    return kwargs
+
+
+def add_options(parser: argparse.ArgumentParser, names: Iterable[str], title: str) -> None:
+    """Add the options ``names`` of :data:`OPTIONS` (their ``flag`` and ``help``) to ``parser``."""
+    group = parser.add_argument_group(title)
+    wanted = set(names)
+    for option in OPTIONS:
+        if option.name in wanted and option.flag:
+            group.add_argument(option.flag, **_argument(option))
+
+
+def labels() -> Dict[str, str]:
+    """Option name -> its flag: how ``resolve`` names them in errors and sources."""
+    return {o.name: o.flag for o in OPTIONS if o.flag}
+
+
+def _given(args: argparse.Namespace) -> Dict[str, Any]:
+    found = {o.name: getattr(args, o.name, None) for o in OPTIONS if o.flag}
+    flags = labels()
+    for name in VALUE_OPTIONS:
+        if found.get(name) == "":
+            raise CliError(f"{flags[name]}: must not be empty: '' (the User-Agent is {_FORM})")
+    if found.get("disabled") is None:
+        found["disabled"] = ()
+    if found.get("version") is not None and not any(
+        found.get(n) is not None for n in ("user_agent", "isv", "product")
+    ):
+        raise CliError(
+            f"{flags['version']} needs {flags['isv']}/{flags['product']} (or {flags['user_agent']})"
+        )
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def resolve_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    """``settings.resolve`` of the parsed options over ``environ`` (options win).
+
+    Raises :class:`CliError` (status 2) naming the option or variable at fault.
+    """
+    try:
+        return config.resolve(**_given(args), environ=environ, labels=labels())
+    except ConfigurationError as exc:
+        raise CliError(str(exc)) from None

@@ -1,0 +1,387 @@
+"""``ua-autotag doctor``: what ua-autotag would do here, and where each setting came from.
+
+Sections: the configuration (value, options and the source of each), the environment
+as set, per-carrier validation, per integration (installed version, supported range,
+trigger, what it wraps, or why not; ``partial`` when a client loaded here lacks some
+targets), the runtime hooks the launcher would add, and the products registered in
+this process (``--import MODULE`` loads a library product that registers itself with
+``instrument(..., packages=[__name__])``). Never prints secrets. The ``ua-autotag``
+process itself is not instrumented from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from .. import __version__
+from ..settings import Settings
+from .common import CliError, one_line, resolve_args, scrubbed
+
+__all__ = ["doctor_report", "import_products", "naming_advice", "register", "render"]
+
+_SHOWN_EXPORTS = ("PGAPPNAME", "SPARK_CONNECT_USER_AGENT", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS")
+#: states only a client loaded in this process produces (the rest doctor computes itself)
+_LIVE_STATES = ("patched", "partial", "failed", "unsupported")
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _header() -> Dict[str, Any]:
+    from .. import _pth
+    from ..bootstrap import DIRECTORY
+
+    return {
+        "version": __version__,
+        "python": sys.executable,
+        "launcher_bootstrap": DIRECTORY,
+        "pth_activation": _pth.installed(),
+    }
+
+
+def _configuration(
+    env: Mapping[str, str], user_agent: Optional[str]
+) -> Tuple[Dict[str, Any], Optional[Settings]]:
+    from ..settings import has_user_agent
+
+    if user_agent is None and not has_user_agent(env):
+        return {
+            "status": "not configured",
+            "message": "no User-Agent in the environment: `import ua_autotag` does nothing; "
+            "set UA_AUTOTAG_USER_AGENT or use `ua-autotag run --user-agent ...`",
+        }, None
+    try:
+        settings = resolve_args(argparse.Namespace(user_agent=user_agent), env)
+    except CliError as exc:
+        return {"status": "invalid", "error": one_line(str(exc))}, None
+    return {
+        "status": "ok",
+        "user_agent": str(settings.user_agent),
+        "mode": settings.mode,
+        "spans": settings.spans,
+        "strict": settings.strict,
+        "disabled": sorted(settings.disabled),
+        "rest_hosts": list(settings.rest_hosts),
+        "sources": dict(sorted(settings.sources.items())),
+    }, settings
+
+
+def _carriers(settings: Optional[Settings]) -> List[Dict[str, Any]]:
+    from ..merge import CARRIERS
+    from ..settings import carriers_in_use
+    from ..value import ConfigurationError
+
+    in_use = carriers_in_use(settings) if settings is not None else frozenset()
+    rows = []
+    for name, carrier in CARRIERS.items():
+        row: Dict[str, Any] = {
+            "carrier": name,
+            "description": carrier.description,
+            "limit_bytes": carrier.max_bytes,
+            "in_use": name in in_use if settings is not None else None,
+        }
+        if settings is not None:
+            row["bytes"] = len(str(settings.user_agent).encode())
+            try:
+                row.update(value=settings.user_agent.render(name), status="ok")
+            except ConfigurationError as exc:
+                row.update(
+                    status="too long" if carrier.max_bytes else "invalid", error=one_line(str(exc))
+                )
+        rows.append(row)
+    return rows
+
+
+def _patch_label(patch: Any) -> str:
+    kind = " (essential)" if patch.essential else " (optional)" if patch.optional else ""
+    return f"{patch.module}.{patch.path}{kind}"
+
+
+def _integration(name: str, settings: Optional[Settings], live: Any) -> Dict[str, Any]:
+    from ..catalog import CATALOG, module_for
+    from ..engine import patcher
+
+    entry = CATALOG[name]
+    row: Dict[str, Any] = {
+        "integration": name,
+        "trigger": entry.trigger,
+        "carrier": entry.carrier,
+        "module": module_for(name),
+    }
+    try:
+        spec = patcher.load_spec(name)
+    except Exception as exc:
+        return {**row, "status": "unavailable", "reason": one_line(f"{type(exc).__name__}: {exc}")}
+    version = patcher.installed_version(spec.distributions)
+    row.update(
+        distributions=list(spec.distributions),
+        installed=version,
+        supported=spec.supported,
+        patches=[_patch_label(p) for p in spec.patches],
+        setup=getattr(spec.setup, "__qualname__", None) if spec.setup else None,
+    )
+    row.update(_state(name, spec, version, settings, live))
+    return row
+
+
+def _state(
+    name: str, spec: Any, version: Optional[str], settings: Optional[Settings], live: Any
+) -> Dict[str, Any]:
+    from ..engine import patcher
+
+    if live is not None and live.state in _LIVE_STATES:  # a client loaded here (--import)
+        return {"status": live.state, "reason": live.reason, "missing": list(live.missing)}
+    out_of_range = patcher.version_supported(spec, version) if version else None
+    if version is None:
+        return {
+            "status": "not installed",
+            "reason": f"{' / '.join(spec.distributions)} not installed",
+        }
+    if out_of_range is not None:
+        return {"status": "unsupported", "reason": out_of_range}
+    if settings is None:
+        return {"status": "would patch (once configured)"}
+    if not settings.enabled(name):
+        return {"status": "disabled", "reason": f"by {settings.sources.get('disabled')}"}
+    return {"status": "would patch", "reason": f"when {spec.trigger} is imported"}
+
+
+def _runtimes(env: Mapping[str, str], settings: Optional[Settings]) -> List[Dict[str, Any]]:
+    from .. import runtimes
+
+    disabled = settings.disabled if settings is not None else ()
+    value = str(settings.user_agent) if settings is not None else ""
+    return runtimes.describe(env, disabled, value=value)
+
+
+def _norm(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch not in "_.-")
+
+
+def naming_advice(user_agent: str, packages: Iterable[str]) -> List[str]:
+    """The partner guide's rule for a library product: its top-level import package names
+    the isv and the product (``acmepartner_datengproduct``, ``acmepartner.datengproduct``;
+    case, ``_``, ``.`` and ``-`` aside). One line of advice per package that does not."""
+    from ..value import UserAgent
+
+    ua = UserAgent.parse(user_agent)
+    want = _norm(ua.isv) + _norm(ua.product)
+    advice = []
+    for package in packages:
+        parts = package.split(".")
+        if any(_norm("".join(parts[:i])) == want for i in range(1, len(parts) + 1)):
+            continue
+        advice.append(
+            f"package {package!r} of {ua} does not name its isv and product: the partner "
+            f"guide asks a library product's top-level import package to be "
+            f"<isv>_<product> or <isv>.<product>, e.g. {ua.isv.lower()}_{ua.product.lower()}"
+        )
+    return advice
+
+
+def _products() -> Tuple[Dict[str, Any], Any]:
+    """Who tags in this process (``status()``), and the status rows themselves."""
+    import ua_autotag
+
+    state = ua_autotag.status()
+    products = []
+    for info in state.products:
+        row = info.as_dict()
+        row["advice"] = naming_advice(info.user_agent, info.packages)
+        products.append(row)
+    default = state.default.as_dict() if state.default is not None else None
+    return {"default": default, "products": products}, state
+
+
+def doctor_report(environ: Mapping[str, str], user_agent: Optional[str] = None) -> Dict[str, Any]:
+    """Everything ``doctor`` shows, as plain data (the --json output), secrets scrubbed."""
+    from ..catalog import CATALOG
+
+    env = dict(environ)
+    conf, settings = _configuration(env, user_agent)
+    products, live = _products()
+    report = {
+        "ua_autotag": _header(),
+        "environment": {
+            k: v
+            for k, v in sorted(env.items())
+            if k.startswith("UA_AUTOTAG_") or k in _SHOWN_EXPORTS
+        },
+        "configuration": conf,
+        "carriers": _carriers(settings),
+        "integrations": [_integration(n, settings, live.get(n)) for n in CATALOG],
+        "runtimes": _runtimes(env, settings),
+        "products": products,
+    }
+    clean: Dict[str, Any] = scrubbed(report)
+    return clean
+
+
+def import_products(modules: Sequence[str]) -> None:
+    """Import each ``--import`` module here (a library product registers at import)."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise CliError(f"--import {name}: {type(exc).__name__}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _render_header(report: Dict[str, Any]) -> List[str]:
+    info = report["ua_autotag"]
+    return [
+        f"ua-autotag {info['version']}  (python: {info['python']})",
+        f"launcher bootstrap: {info['launcher_bootstrap']}",
+        f".pth activation: {', '.join(info['pth_activation']) or 'not installed'}",
+    ]
+
+
+def _render_configuration(report: Dict[str, Any]) -> List[str]:
+    conf = report["configuration"]
+    out = ["", f"configuration: {conf['status']}"]
+    if conf["status"] != "ok":
+        return [*out, f"  {conf.get('error') or conf.get('message')}"]
+    for key in ("user_agent", "mode", "spans", "strict", "disabled", "rest_hosts"):
+        value = conf[key]
+        if isinstance(value, list):
+            value = ", ".join(value) or "-"
+        out.append(f"  {key:<11} {value!s:<40} ({conf['sources'].get(key, 'default')})")
+    if "version" in conf["sources"]:
+        out.append(f"  {'version':<11} {'':<40} ({conf['sources']['version']})")
+    return out
+
+
+def _render_environment(report: Dict[str, Any]) -> List[str]:
+    if not report["environment"]:
+        return []
+    return ["environment:", *(f"  {k}={v}" for k, v in report["environment"].items())]
+
+
+def _render_carriers(report: Dict[str, Any]) -> List[str]:
+    out = ["", "carriers:"]
+    for row in report["carriers"]:
+        limit = f"<= {row['limit_bytes']} bytes" if row["limit_bytes"] else "no byte limit"
+        state = row.get("status", "-")
+        if "bytes" in row:
+            state += f" ({row['bytes']} bytes, {limit})"
+        if row.get("error"):
+            state += f": {row['error']}"
+        used = "" if row["in_use"] in (None, True) else "  [not used: integrations disabled]"
+        out.append(f"  {row['carrier']:<17} {state}{used}")
+    return out
+
+
+def _render_integration(row: Dict[str, Any]) -> List[str]:
+    head, pad = f"  {row['integration']:<19}", " " * 21
+    if row["status"] == "unavailable":
+        return [f"{head}unavailable: {row['reason']}"]
+    out = [
+        f"{head}{row['status']}{': ' + row['reason'] if row.get('reason') else ''}",
+        f"{pad}installed {row['installed'] or '-'}, supported {row['supported']}, "
+        f"trigger {row['trigger']}, carrier {row['carrier'] or '- (pins engines/pools)'}",
+    ]
+    out.extend(f"{pad}  wraps {patch}" for patch in row["patches"])
+    if row.get("setup"):
+        out.append(f"{pad}  setup {row['setup']}")
+    return out
+
+
+def _render_integrations(report: Dict[str, Any]) -> List[str]:
+    out = [
+        "",
+        "integrations (a missing target that is not essential leaves it partial: "
+        "tagged through the rest):",
+    ]
+    for row in report["integrations"]:
+        out.extend(_render_integration(row))
+    return out
+
+
+def _render_runtimes(report: Dict[str, Any]) -> List[str]:
+    out = ["", "runtime hooks `ua-autotag run` adds for non-Python children:"]
+    for row in report["runtimes"]:
+        state = "would add" if row["would_add"] else "not added"
+        reason = f" ({row['reason']})" if row.get("reason") else ""
+        out.append(f"  {row['runtime']:<19}{state}{reason}")
+        if row["would_add"] and row.get("fragment"):
+            out.append(f"  {'':<19}  {row['variable']} += {row['fragment']}")
+        out.append(f"  {'':<19}  covers {row['covers']}")
+    return out
+
+
+def _render_products(report: Dict[str, Any]) -> List[str]:
+    products = report["products"]
+    default = products["default"]
+    out = ["", "products registered in this process:"]
+    out.append(
+        f"  process default: {default['user_agent']} (set at {default['origin']})"
+        if default
+        else "  process default: none here (the configuration above is "
+        "what the one-liner and the launcher set in the application)"
+    )
+    if not products["products"]:
+        out.append("  library products: none (load one with --import MODULE)")
+    for row in products["products"]:
+        out.append(
+            f"  {row['user_agent']}  packages {', '.join(row['packages'])}  "
+            f"mode {row['mode']}  set at {row['origin']}"
+        )
+        out.extend(f"    advice: {line}" for line in row["advice"])
+    return out
+
+
+def render(report: Dict[str, Any]) -> str:
+    """The text form of :func:`doctor_report`."""
+    sections = (
+        _render_header,
+        _render_configuration,
+        _render_environment,
+        _render_carriers,
+        _render_integrations,
+        _render_runtimes,
+        _render_products,
+    )
+    return "\n".join(line for section in sections for line in section(report))
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    import_products(args.imports)
+    report = doctor_report(dict(os.environ), args.user_agent)
+    if args.json:
+        import json
+
+        print(json.dumps(report, indent=2))
+    else:
+        print(render(report))
+    return 0 if report["configuration"]["status"] == "ok" else 1
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    doctor = sub.add_parser(
+        "doctor",
+        help="show the resolved configuration, carriers and what would be patched",
+        description="Resolved configuration and where each value came from, per-carrier "
+        "validation, per integration: installed version, supported range, trigger "
+        "module and what would be patched (or why not), the Node.js / Java hooks the "
+        "launcher would add, and the products registered in this process (--import). "
+        "Exit 0 when the configuration is valid. Never prints secrets.",
+    )
+    doctor.add_argument("--user-agent", metavar="UA", help="check this value instead")
+    doctor.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (repeatable): a library product registers its value and "
+        "packages there, and doctor lists it",
+    )
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.set_defaults(func=_cmd_doctor)

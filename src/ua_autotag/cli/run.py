@@ -1,0 +1,170 @@
+"""``ua-autotag run``: start a program with every process it starts tagged.
+
+The options are resolved once (:func:`.common.resolve_args`); the child's environment
+is then written from the resolved :class:`~ua_autotag.settings.Settings`, so every
+Python child resolves exactly the same value. On top: the variables clients read
+themselves (``catalog.exports``: ``PGAPPNAME``, ``SPARK_CONNECT_USER_AGENT``), the
+bootstrap ``sitecustomize`` first on ``PYTHONPATH``, and the Node.js / Java hooks of
+:mod:`ua_autotag.runtimes`. Then the command replaces this process (``exec``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Dict, List, Optional
+
+from ..settings import OPTIONS, Settings
+from .common import CliError, add_options, resolve_args
+
+__all__ = ["child_settings_env", "exports", "launch_environment", "register"]
+
+#: what the launcher writes for the child, derived from the settings; the value parts
+#: are dropped so that the child resolves ``UA_AUTOTAG_USER_AGENT`` and nothing else
+_VALUE_VARS = (
+    "UA_AUTOTAG_ISV",
+    "UA_AUTOTAG_PRODUCT",
+    "UA_AUTOTAG_VERSION",
+    "UA_AUTOTAG_VERSION_FROM",
+)
+
+
+def _set(env: Dict[str, str], var: str, value: str) -> None:
+    if value:
+        env[var] = value
+    else:
+        env.pop(var, None)
+
+
+def child_settings_env(env: Dict[str, str], settings: Settings) -> None:
+    """Write ``settings`` into ``env`` as the ``UA_AUTOTAG_*`` variables a child resolves."""
+    for var in _VALUE_VARS:
+        env.pop(var, None)
+    env["UA_AUTOTAG_USER_AGENT"] = str(settings.user_agent)
+    env["UA_AUTOTAG_MODE"] = settings.mode
+    env["UA_AUTOTAG_SPANS"] = str(settings.spans).lower()
+    env["UA_AUTOTAG_STRICT"] = str(settings.strict).lower()
+    _set(env, "UA_AUTOTAG_DISABLED_INTEGRATIONS", ",".join(sorted(settings.disabled)))
+    _set(env, "UA_AUTOTAG_REST_HOSTS", ",".join(settings.rest_hosts))
+
+
+def _mergers() -> Dict[str, Callable[[Optional[str], str, str], str]]:
+    from ..merge.libpq import pgappname
+    from ..merge.tokens import merge_tokens
+
+    return {"PGAPPNAME": pgappname, "SPARK_CONNECT_USER_AGENT": merge_tokens}
+
+
+def exports(env: Dict[str, str], settings: Settings) -> None:
+    """Export each catalog ``exports`` variable, merged per mode, while all its readers are on.
+
+    A disabled reader would be tagged behind its back by the variable, so then the
+    variable is left as it was.
+    """
+    from ..catalog import CATALOG, readers
+
+    mergers = _mergers()
+    for var in dict.fromkeys(v for entry in CATALOG.values() for v in entry.exports):
+        names = readers(var)
+        if all(settings.enabled(n) for n in names):
+            carrier = CATALOG[names[0]].carrier
+            assert carrier is not None, f"{var}: its readers carry nothing"
+            ours = settings.user_agent.render(carrier)  # checked by resolve: fits
+            env[var] = mergers[var](env.get(var), ours, settings.mode)
+
+
+def _bootstrap_first(env: Dict[str, str]) -> None:
+    """Our sitecustomize first on PYTHONPATH; any earlier copy of it out (nested launches)."""
+    from ..bootstrap import DIRECTORY
+
+    parts = env.get("PYTHONPATH", "")
+    kept = [p for p in parts.split(os.pathsep) if p and os.path.abspath(p) != DIRECTORY]
+    env["PYTHONPATH"] = os.pathsep.join([DIRECTORY, *kept])
+
+
+def _log_level(env: Dict[str, str], level: Optional[str]) -> None:
+    if level is None:
+        return
+    from .. import settings
+
+    try:
+        settings.apply_log_level({"UA_AUTOTAG_LOG_LEVEL": level}, label="--log-level")
+    except settings.ConfigurationError as exc:
+        raise CliError(str(exc)) from None
+    env["UA_AUTOTAG_LOG_LEVEL"] = level
+
+
+def launch_environment(args: argparse.Namespace, environ: Dict[str, str]) -> Dict[str, str]:
+    """The child's environment for ``run``; raises :class:`CliError` on any bad option.
+
+    Everything is validated here, before the command starts. Hook warnings of the
+    Node.js / Java runtimes go to stderr; they never stop the command.
+    """
+    from .. import runtimes, settings
+
+    env = dict(environ)
+    _log_level(env, args.log_level)
+    try:
+        settings.apply_log_level(env)
+    except settings.ConfigurationError as exc:
+        raise CliError(str(exc)) from None
+    resolved = resolve_args(args, env)
+    child_settings_env(env, resolved)
+    exports(env, resolved)
+    _bootstrap_first(env)
+    value = str(resolved.user_agent)
+    for warning in runtimes.child_environment(env, value, resolved.mode, resolved.disabled):
+        sys.stderr.write(f"ua-autotag run: warning: {' '.join(warning.split())}\n")
+    return env
+
+
+def _command(args: argparse.Namespace) -> List[str]:
+    command: List[str] = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise CliError("no COMMAND given (ua-autotag run [options] [--] COMMAND [ARGS...])")
+    return command
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import shutil
+
+    command = _command(args)
+    env = launch_environment(args, dict(os.environ))
+    program = command[0]
+    path = shutil.which(program, path=env.get("PATH", os.defpath))
+    if path is None:
+        if os.sep in program and os.path.exists(program):
+            raise CliError(f"cannot execute {program!r}: permission denied", 126)
+        raise CliError(f"command not found: {program!r}", 127)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(path, command, env)
+    except OSError as exc:
+        raise CliError(f"cannot execute {program!r}: {exc.strerror or exc}", 126) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run a program with every process it starts tagged (Python, node, java, psql)",
+        description="Run COMMAND with ua-autotag active in every Python process it starts "
+        "(a sitecustomize on PYTHONPATH, chained to any existing one), PGAPPNAME / "
+        "SPARK_CONNECT_USER_AGENT exported for psql & co, and hooks for Node.js "
+        "(NODE_OPTIONS) and Java (JAVA_TOOL_OPTIONS). Everything is validated before "
+        "COMMAND starts, and COMMAND replaces this process (exit code, signals and "
+        "stdin pass through).",
+        epilog="examples: ua-autotag run --user-agent AcmePartner_DatEngProduct/3.5 python "
+        "app.py | ua-autotag run -- gunicorn app:wsgi | UA_AUTOTAG_USER_AGENT=... "
+        "ua-autotag run pytest",
+    )
+    add_options(run, (o.name for o in OPTIONS), "options (default: UA_AUTOTAG_* environment)")
+    run.add_argument("--log-level", metavar="LEVEL", help="level of the 'ua_autotag' logger")
+    run.add_argument(
+        "command", nargs=argparse.REMAINDER, metavar="COMMAND", help="the program and its arguments"
+    )
+    run.set_defaults(func=_cmd_run)

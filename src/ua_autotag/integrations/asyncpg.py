@@ -17,10 +17,12 @@ same merge, idempotent), so a rename costs the early-bound path only.
 
 from __future__ import annotations
 
+import functools
 import os
 import urllib.parse
 from typing import Any, Dict, Optional, Tuple
 
+from .. import telemetry
 from ..merge.libpq import merge_application_name
 from ..spec import Integration, Patch, Tag, pool_pins
 
@@ -30,6 +32,12 @@ DEFAULT_PORT = 5432
 def _uri_application_name(dsn: Any) -> Optional[str]:
     if not dsn or not isinstance(dsn, str):
         return None
+    return _uri_application_name_of(dsn)
+
+
+@functools.lru_cache(maxsize=256)  # the same few DSNs per process; never logged
+def _uri_application_name_of(dsn: str) -> Optional[str]:
+    """``?application_name=`` of a URI as asyncpg reads it (last value wins)."""
     query = urllib.parse.urlparse(dsn).query
     if not query:
         return None
@@ -67,7 +75,8 @@ def _before_connect(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Any:
     if existing is None:
         existing = _uri_application_name(dsn)
     value = merge_application_name(existing, tag.value, tag.mode)
-    tag.note(value, *_target({**kwargs, "dsn": dsn}))
+    if telemetry.current() is not None:  # the target is for the span only
+        tag.note(value, *_target({**kwargs, "dsn": dsn}))
     if value == existing:
         return args, kwargs  # what asyncpg sends already (server_settings or the URI)
     return args, {**kwargs, "server_settings": {**(settings or {}), "application_name": value}}

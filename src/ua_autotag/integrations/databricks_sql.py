@@ -32,6 +32,7 @@ import functools
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
+from .. import telemetry
 from ..merge.entry import merge_entry
 from ..spec import Integration, Patch, Tag
 
@@ -46,7 +47,8 @@ def _tag_entry(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Arg
     if entry is not None and not isinstance(entry, str):
         return args, kwargs  # not a value we understand: leave the call as it is
     merged = merge_entry(entry, tag.value, tag.mode)
-    tag.note(_header(merged))
+    if telemetry.current() is not None:  # the header is for the span only
+        tag.note(_header(merged))
     if merged == kwargs.get("user_agent_entry"):
         return args, kwargs
     return args, {**kwargs, "user_agent_entry": merged}
@@ -66,6 +68,8 @@ def _header(entry: str) -> str:
 
 def _note_sent(tag: Tag, instance: Any, args: Args, kwargs: Kwargs, result: Any) -> Any:
     """After a successful connect, report the header the session actually built."""
+    if telemetry.current() is None:
+        return result
     session = getattr(instance, "session", None)
     sent = getattr(session, "useragent_header", None)
     if isinstance(sent, str):

@@ -27,6 +27,7 @@ One span per connection to a Databricks URL (``db.system.name=databricks``).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Dict, Optional, Tuple
 
 from ..merge.odbc import USER_AGENT_ENTRY, merge_odbc_attribute, odbc_attributes
@@ -47,10 +48,7 @@ def is_databricks_url(url: Any) -> bool:
 
 def merge_url(url: str, ours: str, mode: str) -> str:
     """``url`` with ``UserAgentEntry`` merged into its ``;key=value`` parameters."""
-    base, semi, params = url.partition(";")
-    if not semi:
-        return f"{url};{USER_AGENT_ENTRY}={ours}"
-    return f"{base};{merge_odbc_attribute(params, USER_AGENT_ENTRY, ours, mode, braces=False)}"
+    return _url_plan(url, ours, mode)[0]
 
 
 def _url_entry(url: str) -> Optional[str]:
@@ -61,6 +59,19 @@ def _url_entry(url: str) -> Optional[str]:
     return None
 
 
+@functools.lru_cache(maxsize=256)  # a few URLs per process; URLs may hold passwords: never logged
+def _url_plan(url: str, ours: str, mode: str) -> Tuple[str, Optional[str], Optional[str]]:
+    """(merged URL, the caller's entry in ``url``, the entry in the merged URL)."""
+    base, semi, params = url.partition(";")
+    if not semi:
+        merged = f"{url};{USER_AGENT_ENTRY}={ours}"
+    else:
+        merged = (
+            f"{base};{merge_odbc_attribute(params, USER_AGENT_ENTRY, ours, mode, braces=False)}"
+        )
+    return merged, _url_entry(url), _url_entry(merged)
+
+
 def _tag_connect(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Args, Kwargs]:
     url = argument(args, kwargs, _URL_INDEX, "url")
     if not is_databricks_url(url):
@@ -69,8 +80,7 @@ def _tag_connect(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[A
     key = None
     if isinstance(props, dict):
         key = next((k for k in props if isinstance(k, str) and k.lower() == "useragententry"), None)
-    in_url = _url_entry(url) is not None
-    sent = None
+    new_url, in_url, sent = _url_plan(url, tag.value, tag.mode)
     if key is not None:
         existing = props[key].strip() if isinstance(props[key], str) else None
         merged = merge_tokens(existing or None, tag.value, tag.mode)
@@ -78,13 +88,12 @@ def _tag_connect(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[A
             args, kwargs = with_argument(
                 args, kwargs, _PROPS_INDEX, "driver_args", {**props, key: merged}
             )
-        sent = merged
-    if in_url or key is None:
-        new_url = merge_url(url, tag.value, tag.mode)
-        if new_url != url:
-            args, kwargs = with_argument(args, kwargs, _URL_INDEX, "url", new_url)
-        sent = _url_entry(new_url)
-    tag.note(sent)
+        if in_url is None:
+            sent = merged
+    if (in_url is not None or key is None) and new_url != url:
+        args, kwargs = with_argument(args, kwargs, _URL_INDEX, "url", new_url)
+    if sent is not None:
+        tag.note(sent)
     return args, kwargs
 
 

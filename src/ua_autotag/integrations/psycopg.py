@@ -27,6 +27,7 @@ import os
 from typing import Any, Dict, Optional, Tuple
 
 from .. import telemetry
+from ..engine import attribution
 from ..merge.libpq import libpq_application_name, merge_application_name
 from ..spec import Integration, Patch, Tag, pool_pins
 
@@ -36,12 +37,15 @@ DEFAULT_PORT = 5432
 def tag_params(tag: Tag, params: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """``params`` with our ``application_name`` merged in, or None to leave them alone.
 
-    Also notes the target and the value the server will see on the connect span.
-    Shared by psycopg2 (same libpq parameter names).
+    Also notes the target and the value the server will see on the connect span (only
+    when one is open: the target reads the environment). Shared by psycopg2 (same
+    libpq parameter names). The merge itself is cached
+    (:func:`~ua_autotag.merge.libpq.merge_application_name`).
     """
     existing = libpq_application_name(params, os.environ)
     value = merge_application_name(existing, tag.value, tag.mode)
-    tag.note(value, *libpq_target(params))
+    if telemetry.current() is not None:
+        tag.note(value, *libpq_target(params))
     if value == existing:
         return None  # libpq already sends exactly this (explicit, env or fallback)
     new = dict(params)
@@ -92,6 +96,27 @@ def _attempt_done(tag: Tag, instance: Any, args: Any, kwargs: Any, result: Any) 
     return result
 
 
+def _span_layer(instance: Any) -> Any:
+    """Settings for the layers whose only job (beside a fallback) is the connect span.
+
+    ``psycopg.connect`` / ``Connection.connect`` tag only when ``_get_connection_params``
+    is missing, and ``wait_conn`` only serves the span of an early-bound connect: with
+    spans off (and the tagging step present) they pass straight through.
+    """
+    settings = attribution.current()
+    if settings is None or settings.spans:
+        return settings
+    if instance is not None and hasattr(instance, "_get_connection_params"):
+        return None
+    return settings
+
+
+def _wait_layer(instance: Any) -> Any:
+    """``wait_conn``: attributed like any connect, nothing to do with spans off."""
+    settings = attribution.current()
+    return settings if settings is not None and settings.spans else None
+
+
 def _before_connect(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Any:
     """Fallback for a psycopg without ``_get_connection_params``; a no-op otherwise."""
     if hasattr(instance, "_get_connection_params"):
@@ -114,7 +139,7 @@ _CONNECT_OPTIONS = frozenset(
 
 
 def _connect_patch(path: str) -> Patch:
-    return Patch("psycopg", path, before=_before_connect, span=True)
+    return Patch("psycopg", path, before=_before_connect, span=True, settings=_span_layer)
 
 
 INTEGRATION = Integration(
@@ -136,6 +161,7 @@ INTEGRATION = Integration(
             after=_attempt_done,
             span=_pending,
             optional=True,
+            settings=_wait_layer,
         ),
         Patch(
             "psycopg.waiting",
@@ -144,6 +170,7 @@ INTEGRATION = Integration(
             after=_attempt_done,
             span=_pending,
             optional=True,
+            settings=_wait_layer,
         ),
         # pools keep the product whose code created them, for their worker threads
         *pool_pins("psycopg_pool", "ConnectionPool", "_connect"),

@@ -6,25 +6,86 @@ covers ``connect``, a ``connect`` bound early, URIs, ``connection_factory``, the
 ``psycopg2.pool`` classes and SQLAlchemy, with the DSN already final. The DSN is
 parsed and rebuilt with psycopg2's own ``parse_dsn`` / ``make_dsn`` (its quoting;
 a URI comes back as a key=value string), and only when the value changes.
+
+The parse and rebuild are the cost (~40 us), and their result depends only on (the
+DSN, our value, the mode, and ``PGAPPNAME`` when the DSN names no application): it is
+kept in a bounded per-process cache (:data:`_CACHE`, cleared when full). DSNs may
+carry passwords: the cache is never logged or exposed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
+from .. import telemetry
+from ..merge.libpq import merge_application_name
 from ..spec import Integration, Patch, Tag, argument, pool_pins, with_argument
-from .psycopg import tag_params
+from .psycopg import DEFAULT_PORT
+
+_CACHE_MAX = 256
+
+
+class Plan(NamedTuple):
+    """What to send for one (DSN, value, mode): computed once, reused per connect."""
+
+    dsn: Optional[str]  # the DSN to pass instead, None: the caller's is already right
+    sent: str  # the application_name the server will see
+    env: Optional[str]  # PGAPPNAME the plan was made with (only if it was read)
+    uses_env: bool  # the caller's value came from PGAPPNAME / the fallback rule
+    host: Optional[str]  # from the DSN, for the span (environment fallbacks at note time)
+    port: Any
+
+
+_CACHE: Dict[Tuple[str, str, str], Plan] = {}
+
+
+def plan(dsn: str, ours: str, mode: str) -> Plan:
+    """The :class:`Plan` for ``dsn`` (cached; a changed ``PGAPPNAME`` is a miss)."""
+    key = (dsn, ours, mode)
+    found = _CACHE.get(key)
+    if found is not None and (not found.uses_env or os.environ.get("PGAPPNAME") == found.env):
+        return found
+    made = _make_plan(dsn, ours, mode)
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
+    _CACHE[key] = made
+    return made
+
+
+def _make_plan(dsn: str, ours: str, mode: str) -> Plan:
+    """Uncached: parse, merge per libpq precedence, rebuild with psycopg2's quoting."""
+    from psycopg2.extensions import make_dsn, parse_dsn
+
+    params: Dict[str, Any] = parse_dsn(dsn)
+    explicit = params.get("application_name")
+    env: Optional[str] = None
+    if explicit is not None:
+        existing: Optional[str] = str(explicit)
+    else:
+        env = os.environ.get("PGAPPNAME")
+        fallback = params.get("fallback_application_name")
+        existing = env if env is not None else (None if fallback is None else str(fallback))
+    value = merge_application_name(existing, ours, mode)
+    host = params.get("host") or params.get("hostaddr")
+    port = params.get("port")
+    # None: libpq already sends exactly this (explicit, env or fallback); else psycopg2's
+    # own quoting, from the parsed parameters (one parse less than make_dsn(dsn, ...))
+    new_dsn = None if value == existing else make_dsn(**{**params, "application_name": value})
+    return Plan(new_dsn, value, env, explicit is None, host, port)
 
 
 def _before_connect(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Any:
-    from psycopg2.extensions import make_dsn, parse_dsn
-
     dsn = argument(args, kwargs, 0, "dsn")
-    new = tag_params(tag, parse_dsn(dsn or ""))
-    if new is None:
+    found = plan(dsn or "", tag.value, tag.mode)
+    if telemetry.current() is not None:
+        host = found.host or os.environ.get("PGHOST")
+        port = found.port or os.environ.get("PGPORT") or DEFAULT_PORT
+        address = str(host).split(",")[0] or None if host else None
+        tag.note(found.sent, address, str(port).split(",")[0])
+    if found.dsn is None:
         return args, kwargs
-    # psycopg2's own quoting, from the parsed parameters (one parse less than make_dsn(dsn, ...))
-    return with_argument(args, kwargs, 0, "dsn", make_dsn(**new))
+    return with_argument(args, kwargs, 0, "dsn", found.dsn)
 
 
 INTEGRATION = Integration(

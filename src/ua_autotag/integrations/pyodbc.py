@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple
 
 from ..hosts import rules_for
 from ..merge.odbc import (
@@ -153,37 +153,102 @@ def is_databricks(
     return False
 
 
-def _tag_connect(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Args, Kwargs]:
-    if args and not isinstance(args[0], str):
-        return args, kwargs
-    text: str = args[0] if args else ""
+_CACHE_MAX = 256
+_SETTINGS_KEY = "pyodbc.plans"
+
+
+class Plan(NamedTuple):
+    """What one ``pyodbc.connect`` call becomes: computed once per distinct call."""
+
+    databricks: bool  # False: the call is left exactly as it is
+    text: Optional[str]  # the connection string to pass instead (None: unchanged)
+    kwargs: Tuple[Tuple[str, Any], ...]  # keywords to set (empty: unchanged)
+    sent: Optional[str]  # the UserAgentEntry the driver gets
+
+
+_SKIP = Plan(False, None, (), None)
+
+
+def plan(
+    settings: Settings, text: str, positional: bool, kwargs: Kwargs, ours: str, mode: str
+) -> Plan:
+    """The :class:`Plan` for a call (``positional``: the string was passed positionally).
+
+    Cached per settings object (the host and driver rules live there) by (connection
+    string, keywords, value, mode), at most 256 calls, cleared when full; calls whose
+    keywords are not hashable are planned every time. Connection strings carry
+    passwords: the cache is never logged or exposed.
+    """
+    key: Any
+    try:
+        # keyword values with their types: 1, 1.0 and True are equal keys but not equal text
+        keywords = tuple((k, type(v), v) for k, v in kwargs.items()) if kwargs else ()
+        key = (text, positional, keywords, ours, mode)
+        cache: Optional[Dict[Any, Plan]] = settings.cache.get(_SETTINGS_KEY)
+        if cache is None:
+            cache = settings.cache[_SETTINGS_KEY] = {}
+        found = cache.get(key)
+    except TypeError:  # an unhashable keyword value (attrs_before={...})
+        return make_plan(settings, text, positional, kwargs, ours, mode)
+    if found is None:
+        found = make_plan(settings, text, positional, kwargs, ours, mode)
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[key] = found
+    return found
+
+
+def make_plan(
+    settings: Settings, text: str, positional: bool, kwargs: Kwargs, ours: str, mode: str
+) -> Plan:
+    """:func:`plan`, uncached: the module docstring's rules for one call."""
     parsed = odbc_attributes(text)
-    if not is_databricks(tag.settings, args, kwargs, parsed):
-        return args, kwargs
+    args: Args = (text,) if positional else ()
+    if not is_databricks(settings, args, kwargs, parsed):
+        return _SKIP
     entries = [a for a in parsed if a.key.lower() == "useragententry"]
     keyword = next((k for k in kwargs if k.lower() == "useragententry"), None)
-    new_kwargs = kwargs
+    new_kwargs: Tuple[Tuple[str, Any], ...] = ()
+    new_text: Optional[str] = None
     sent: Optional[str] = None
     if keyword is not None:
         value = kwargs[keyword]
         existing = value.strip() if isinstance(value, str) else None
-        sent = merge_tokens(existing or None, tag.value, tag.mode)
+        sent = merge_tokens(existing or None, ours, mode)
         if sent != existing:
-            new_kwargs = {**kwargs, keyword: odbc_quote(sent)}
-    if entries or (keyword is None and args):
-        text = merge_odbc_attribute(text, USER_AGENT_ENTRY, tag.value, tag.mode)
+            new_kwargs = ((keyword, odbc_quote(sent)),)
+    if entries or (keyword is None and positional):
+        merged = merge_odbc_attribute(text, USER_AGENT_ENTRY, ours, mode)
+        new_text = None if merged == text else merged
         first = entries[0].value.strip() if entries else ""
-        sent = merge_tokens(first or None, tag.value, tag.mode)
+        sent = merge_tokens(first or None, ours, mode)
     elif keyword is None:  # keywords only: add ours the same way
-        new_kwargs = {**kwargs, USER_AGENT_ENTRY: tag.value}
-        sent = tag.value
-    tag.note(sent)
-    new_args = (text, *args[1:]) if args else args
-    return new_args, new_kwargs
+        new_kwargs = ((USER_AGENT_ENTRY, ours),)
+        sent = ours
+    return Plan(True, new_text, new_kwargs, sent)
+
+
+def _tag_connect(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Args, Kwargs]:
+    if args and not isinstance(args[0], str):
+        return args, kwargs
+    found = plan(tag.settings, args[0] if args else "", bool(args), kwargs, tag.value, tag.mode)
+    if not found.databricks:
+        return args, kwargs
+    if found.sent is not None:
+        tag.note(found.sent)
+    if found.kwargs:
+        kwargs = {**kwargs, **dict(found.kwargs)}
+    if found.text is not None and args:
+        args = (found.text, *args[1:])
+    return args, kwargs
 
 
 def _span_wanted(settings: Settings, instance: Any, args: Args, kwargs: Kwargs) -> bool:
-    return is_databricks(settings, args, kwargs)
+    if args and not isinstance(args[0], str):
+        return is_databricks(settings, args, kwargs)
+    text = args[0] if args else ""
+    mode = settings.mode
+    return plan(settings, text, bool(args), kwargs, settings.user_agent.text, mode).databricks
 
 
 def _target(instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Optional[str], Any]:

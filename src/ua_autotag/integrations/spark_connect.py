@@ -37,6 +37,7 @@ warning is logged once (never cut, never an error in the application's call).
 
 from __future__ import annotations
 
+import functools
 import os
 import urllib.parse
 from typing import Any, Optional, Tuple
@@ -68,17 +69,29 @@ def caller_part(builder: Any) -> str:
     return str(value)
 
 
+def _own(builder: Any, name: str) -> Any:
+    """``builder``'s own attribute ``name`` (None if unset), without a failed lookup's cost."""
+    try:
+        return builder.__dict__.get(name)
+    except AttributeError:  # a slotted builder
+        return getattr(builder, name, None)
+
+
 def _tag_user_agent(tag: Tag, builder: Any, args: Any, kwargs: Any, result: str) -> str:
     """``ChannelBuilder.userAgent`` getter: merge ours into the user part of ``result``."""
-    if getattr(builder, MERGED, False):
+    if _own(builder, MERGED):
         return result
-    ours = tag.ua.render(CARRIER)
-    user = caller_part(builder)
+    return merge_result(result, caller_part(builder), tag.value, tag.mode)
+
+
+@functools.lru_cache(maxsize=256)  # per request, the same few values: cache the whole step
+def merge_result(result: str, user: str, ours: str, mode: str) -> str:
+    """The user agent ``result`` (whose user part is ``user``) with ``ours`` merged in."""
     if result.startswith(user + " "):
         rest = result[len(user) :]
     else:  # a subclass with its own layout: treat the whole value as the caller's
         user, rest = result, ""
-    merged = merge_user_part(user, ours, tag.mode)
+    merged = merge_user_part(user, ours, mode)
     return merged + rest if merged != user else result
 
 
@@ -167,7 +180,7 @@ def _fill_artifact_requests(client: Any) -> None:
 
 def session_settings(builder: Any) -> Optional[Settings]:
     """The settings of the session ``builder`` serves: pinned at its creation, else now's."""
-    captured: Optional[Settings] = getattr(builder, CAPTURED, None)
+    captured: Optional[Settings] = _own(builder, CAPTURED)
     if captured is not None and attribution.state() is not None:
         return captured
     return attribution.current()

@@ -5,6 +5,7 @@ Pure functions: (the caller's entry, ours, mode) -> the entry to pass.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 from .tokens import merge_tokens
@@ -15,6 +16,7 @@ __all__ = ["SQLALCHEMY_MARKER", "merge_entry"]
 SQLALCHEMY_MARKER = "sqlalchemy"
 
 
+@functools.lru_cache(maxsize=256)  # (caller's entry, ours, mode): a few per process
 def merge_entry(existing: Optional[str], ours: str, mode: str) -> str:
     """Merge ``ours`` into a connector ``user_agent_entry`` per ``mode``.
 

@@ -5,6 +5,8 @@ Pure functions, plus the request copy every REST integration sends instead of th
 
 from __future__ import annotations
 
+import functools
+from collections import OrderedDict
 from typing import Any, Optional
 
 from .tokens import merge_product_token, merge_tokens
@@ -26,6 +28,7 @@ DATABRICKS_CLIENT_MARKERS = ("databricks-sdk-py/", "PyDatabricksSqlConnector/")
 HTTP_LIBRARY_DEFAULTS = ("python-requests/", "python-httpx/", "python-urllib3/")
 
 
+@functools.lru_cache(maxsize=256)  # (caller's header, ours, mode): a few per process
 def merge_rest_user_agent(existing: Optional[str], ours: str, mode: str) -> str:
     """The User-Agent a REST call to a Databricks host sends; ``existing`` if no change.
 
@@ -57,7 +60,22 @@ def copy_with_header(message: Any, name: str, value: str) -> Any:
     """
     sent = object.__new__(type(message))
     sent.__dict__.update(message.__dict__)
-    sent.headers = message.headers.copy()
+    headers = message.headers
+    store = getattr(headers, "_store", None)
+    kind = type(headers)
+    if (
+        kind.__name__ == "CaseInsensitiveDict"
+        and kind.__module__ == "requests.structures"
+        and type(store) is OrderedDict
+    ):
+        # requests' CaseInsensitiveDict: its copy() re-inserts key by key in Python;
+        # copying its store (lower-case key -> (key, value)) is the same dict, at C speed
+        copied = object.__new__(kind)
+        copied._store = OrderedDict(store)
+        copied._store[name.lower()] = (name, value)
+        sent.headers = copied
+        return sent
+    sent.headers = headers.copy()
     sent.headers[name] = value
     return sent
 

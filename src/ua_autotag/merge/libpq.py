@@ -5,7 +5,8 @@ Pure functions: (the caller's value, ours, mode) -> what to send.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+import functools
+from typing import Any, Mapping, Optional, Tuple
 
 from . import debug
 
@@ -27,6 +28,8 @@ def pg_display_bytes(text: str) -> int:
     16+ (Lakebase) writes ``\\xNN`` (4 bytes) *before* cutting at 63 bytes. We count
     the worst case so our tag is never the part that gets cut.
     """
+    if text.isascii() and text.isprintable():  # the usual case, at C speed
+        return len(text)
     total = 0
     for ch in text:
         total += 1 if " " <= ch <= "~" else 4 * len(ch.encode("utf-8", "surrogatepass"))
@@ -35,6 +38,8 @@ def pg_display_bytes(text: str) -> int:
 
 def _fit(text: str, budget: int) -> str:
     """The longest prefix of ``text`` (whole characters) within ``budget`` display bytes."""
+    if text.isascii() and text.isprintable():  # one display byte per character
+        return text[: max(budget, 0)]
     used = 0
     for index, ch in enumerate(text):
         used += 1 if " " <= ch <= "~" else 4 * len(ch.encode("utf-8", "surrogatepass"))
@@ -51,29 +56,40 @@ def merge_application_name(
     ``append`` gives ``"<caller's value> <ours>"``; when that is too long the caller's
     part is cut (on a character boundary, never ours) and the cut is logged at DEBUG.
     Our value alone always fits: the carrier check at configuration time saw to it.
+    The result depends only on the arguments: it is cached (bounded), the cut logged
+    on each call that cuts.
     """
-    if not existing or mode == "replace":
-        return ours
-    if mode == "keep":
-        return existing
-    tokens = existing.split(" ")
-    if ours in tokens:
-        if pg_display_bytes(existing) <= limit:
-            return existing
-        existing = " ".join(t for t in tokens if t != ours).strip()
-        if not existing:
-            return ours
-    budget = limit - len(ours) - 1
-    user_part = _fit(existing, budget).rstrip(" ")
-    if user_part != existing:
+    merged, cut = _merge_application_name(existing, ours, mode, limit)
+    if cut is not None:
         debug(
             "ua_autotag: application_name cut to fit %d bytes: kept %d of %d characters of "
             "the caller's value",
             limit,
-            len(user_part),
-            len(existing),
+            *cut,
         )
-    return f"{user_part} {ours}" if user_part else ours
+    return merged
+
+
+@functools.lru_cache(maxsize=256)  # (caller's value, ours, mode): a few per process
+def _merge_application_name(
+    existing: Optional[str], ours: str, mode: str, limit: int
+) -> Tuple[str, Optional[Tuple[int, int]]]:
+    """:func:`merge_application_name` without the log: (merged, (kept, of) if cut)."""
+    if not existing or mode == "replace":
+        return ours, None
+    if mode == "keep":
+        return existing, None
+    tokens = existing.split(" ")
+    if ours in tokens:
+        if pg_display_bytes(existing) <= limit:
+            return existing, None
+        existing = " ".join(t for t in tokens if t != ours).strip()
+        if not existing:
+            return ours, None
+    budget = limit - len(ours) - 1
+    user_part = _fit(existing, budget).rstrip(" ")
+    cut = None if user_part == existing else (len(user_part), len(existing))
+    return (f"{user_part} {ours}" if user_part else ours), cut
 
 
 def libpq_application_name(params: Mapping[str, Any], environ: Mapping[str, str]) -> Optional[str]:

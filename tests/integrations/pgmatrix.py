@@ -8,13 +8,15 @@ cannot be un-imported). Imports no client library.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 UA = "AcmePartner_DatEngProduct/3.5"
 OTHER = "Other_X/1"
@@ -95,15 +97,42 @@ def case_id(entry: str, source: str, kind: str, mode: str) -> str:
     return f"{entry}-{source}-{kind}-{mode}"
 
 
+def run_with_value(
+    conn_args: Callable[[str, Optional[str]], tuple[str, dict[str, Any]]],
+    open_and_read: Callable[[str, str, dict[str, Any]], Any],
+    entry: str, source: str, kind: str,
+) -> str:
+    """One matrix case: the user value of ``kind`` given through ``source`` (PGAPPNAME for
+    ``env``), a connection opened through ``entry``; what the server calls it."""
+    value = USER_VALUES[kind]
+    dsn, kwargs = conn_args(source, value)
+    with pgappname_env(value if source == "env" else None):
+        result = open_and_read(entry, dsn, kwargs)
+        return str(asyncio.run(result) if inspect.iscoroutine(result) else result)
+
+
+def check_failed_span_clean(spans: Any, integration: str, log_text: str) -> list[Any]:
+    """One good and one failed connect (port 1) were made with :data:`SECRET` planted:
+    two spans, the second an error, and the secret nowhere. Returns the spans."""
+    made = connect_spans(spans, integration)
+    assert len(made) == 2
+    assert made[1].status.status_code.name == "ERROR"
+    assert made[1].attributes["server.port"] == 1
+    assert secret_free(made) == []
+    assert SECRET not in log_text
+    return made
+
+
 def run_fresh(test_module: str, clients: tuple[str, ...], extra: str = "") -> dict[str, Any]:
-    """Run ``test_module.run_matrix()`` in a fresh interpreter, instrumented *before* the
-    client is imported; returns its results (``{case_id: application_name}``).
+    """Run ``test_module.run_case`` over its ``CASES`` in a fresh interpreter, instrumented
+    *before* the client is imported; returns its results (``{case_id: application_name}``).
 
     The child asserts that none of ``clients`` was imported before ``instrument()``.
     """
     script = f"""
 import json, sys
 import ua_autotag
+from tests.integrations.pgmatrix import case_id
 ua_autotag.instrument({UA!r})
 early = [m for m in {clients!r} if m in sys.modules]
 assert not early, f"imported before instrument(): {{early}}"
@@ -112,7 +141,7 @@ assert all(ua_autotag.status()[c].state == "patched" for c in t.INTEGRATIONS), u
 results = {{}}
 for mode in {MODES!r}:
     ua_autotag.instrument({UA!r}, mode=mode)
-    results.update(t.run_matrix(mode))
+    results.update({{case_id(*c, mode): t.run_case(*c) for c in t.CASES}})
 {extra}
 print("RESULT " + json.dumps(results))
 """

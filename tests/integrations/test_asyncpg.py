@@ -1,10 +1,11 @@
 """asyncpg against the real local PostgreSQL: what the server records as application_name.
 
-Matrix: entry point (asyncpg.connect, ``from asyncpg import connect`` bound early,
-create_pool) x source of the caller's value (``server_settings``, URI query,
-PGAPPNAME) x user value x mode, with asyncpg imported before instrument() (in-process)
-and after it (fresh interpreter). asyncpg itself ignores PGAPPNAME, so a value there is
-no caller value: the server sees ours alone, as it would have seen nothing.
+The matrix (in test_pg_matrix.py, shared by the three drivers): entry point
+(asyncpg.connect, ``from asyncpg import connect`` bound early, create_pool) x source of the
+caller's value (``server_settings``, URI query, PGAPPNAME) x user value x mode, with asyncpg
+imported before instrument() (in-process) and after it (fresh interpreter). asyncpg itself
+ignores PGAPPNAME, so a value there is no caller value: the server sees ours alone, as it
+would have seen nothing.
 """
 
 from __future__ import annotations
@@ -21,25 +22,21 @@ from asyncpg import connect as early_connect  # bound when this module is import
 import ua_autotag
 from tests import pg
 from tests.integrations.pgmatrix import (
-    MODES,
     OTHER,
     SECRET,
     UA,
-    USER_VALUES,
-    case_id,
     cases,
+    check_failed_span_clean,
     connect_spans,
-    expected_sent,
-    pgappname_env,
-    run_fresh,
-    secret_free,
-    server_view,
+    run_with_value,
 )
 
 INTEGRATIONS = ("asyncpg",)
 ENTRIES = ("asyncpg.connect", "early_connect", "create_pool")
 SOURCES = ("server_settings", "uri", "env")
 CASES = cases(ENTRIES, SOURCES)
+#: asyncpg ignores PGAPPNAME: a value there is no caller value (ours is sent alone)
+UNREAD_SOURCES = ("env",)
 
 
 def conn_args(source: str, value: Optional[str]) -> tuple[str, dict[str, Any]]:
@@ -68,49 +65,7 @@ async def open_and_read(entry: str, dsn: str, kwargs: dict[str, Any]) -> str:
 
 
 def run_case(entry: str, source: str, kind: str) -> str:
-    value = USER_VALUES[kind]
-    dsn, kwargs = conn_args(source, value)
-    with pgappname_env(value if source == "env" else None):
-        return asyncio.run(open_and_read(entry, dsn, kwargs))
-
-
-def expected(mode: str, source: str, kind: str) -> str:
-    return expected_sent(mode, None if source == "env" else USER_VALUES[kind])
-
-
-def run_matrix(mode: str) -> dict[str, str]:
-    return {case_id(*case, mode): run_case(*case) for case in CASES}
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize(("entry", "source", "kind"), CASES)
-def test_matrix_client_imported_before(
-    entry: str, source: str, kind: str, mode: str, pg_dsn: str, pg_version: int, spans: Any
-) -> None:
-    ua_autotag.instrument(UA, mode=mode)
-    sent = expected(mode, source, kind)
-    assert run_case(entry, source, kind) == server_view(sent, pg_version)
-    (span,) = connect_spans(spans, "asyncpg")
-    assert span.attributes["user_agent.original"] == sent
-    assert span.attributes["server.address"] == pg.HOST
-    assert span.attributes["server.port"] == pg.PORT
-    assert span.attributes["db.system.name"] == "postgresql"
-    assert span.kind.name == "CLIENT"
-
-
-@pytest.fixture(scope="module")
-def fresh_results(pg_dsn: str) -> dict[str, str]:
-    return run_fresh("tests.integrations.test_asyncpg", ("asyncpg",))
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize(("entry", "source", "kind"), CASES)
-def test_matrix_client_imported_after(
-    entry: str, source: str, kind: str, mode: str, fresh_results: dict[str, str],
-    pg_version: int,
-) -> None:
-    sent = expected(mode, source, kind)
-    assert fresh_results[case_id(entry, source, kind, mode)] == server_view(sent, pg_version)
+    return run_with_value(conn_args, open_and_read, entry, source, kind)
 
 
 def test_server_settings_beat_the_uri_and_other_settings_survive(pg_dsn: str) -> None:
@@ -191,12 +146,7 @@ def test_no_secret_in_spans_or_logs(
 
     with caplog.at_level(logging.DEBUG, logger="ua_autotag"):
         assert asyncio.run(run()) == UA
-    made = connect_spans(spans, "asyncpg")
-    assert len(made) == 2
-    assert made[1].status.status_code.name == "ERROR"
-    assert made[1].attributes["server.port"] == 1
-    assert secret_free(made) == []
-    assert SECRET not in caplog.text
+    check_failed_span_clean(spans, "asyncpg", caplog.text)
 
 
 def test_failed_connect_reraises_the_original_exception(pg_dsn: str, spans: Any) -> None:

@@ -1,9 +1,10 @@
 """psycopg2 against the real local PostgreSQL: what the server records as application_name.
 
-Matrix: entry point (psycopg2.connect, ``from psycopg2 import connect`` bound early,
-``connection_factory``, SimpleConnectionPool, ThreadedConnectionPool) x source of the
-caller's value (dsn string, URI, keywords, PGAPPNAME) x user value x mode, with psycopg2
-imported before instrument() (in-process) and after it (fresh interpreter).
+The matrix (in test_pg_matrix.py, shared by the three drivers): entry point
+(psycopg2.connect, ``from psycopg2 import connect`` bound early, ``connection_factory``,
+SimpleConnectionPool, ThreadedConnectionPool) x source of the caller's value (dsn string,
+URI, keywords, PGAPPNAME) x user value x mode, with psycopg2 imported before instrument()
+(in-process) and after it (fresh interpreter).
 """
 
 from __future__ import annotations
@@ -21,19 +22,14 @@ from psycopg2 import connect as early_connect  # bound when this module is impor
 import ua_autotag
 from tests import pg
 from tests.integrations.pgmatrix import (
-    MODES,
     OTHER,
     SECRET,
     UA,
-    USER_VALUES,
-    case_id,
     cases,
+    check_failed_span_clean,
     connect_spans,
-    expected_sent,
     pgappname_env,
-    run_fresh,
-    secret_free,
-    server_view,
+    run_with_value,
 )
 
 INTEGRATIONS = ("psycopg2",)
@@ -86,45 +82,7 @@ def open_and_read(entry: str, dsn: str, kwargs: dict[str, Any]) -> str:
 
 
 def run_case(entry: str, source: str, kind: str) -> str:
-    value = USER_VALUES[kind]
-    dsn, kwargs = conn_args(source, value)
-    with pgappname_env(value if source == "env" else None):
-        return open_and_read(entry, dsn, kwargs)
-
-
-def run_matrix(mode: str) -> dict[str, str]:
-    return {case_id(*case, mode): run_case(*case) for case in CASES}
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize(("entry", "source", "kind"), CASES)
-def test_matrix_client_imported_before(
-    entry: str, source: str, kind: str, mode: str, pg_dsn: str, pg_version: int, spans: Any
-) -> None:
-    ua_autotag.instrument(UA, mode=mode)
-    sent = expected_sent(mode, USER_VALUES[kind])
-    assert run_case(entry, source, kind) == server_view(sent, pg_version)
-    (span,) = connect_spans(spans, "psycopg2")  # _connect is reached by every entry point
-    assert span.attributes["user_agent.original"] == sent
-    assert span.attributes["server.address"] == pg.HOST
-    assert span.attributes["server.port"] == pg.PORT
-    assert span.attributes["db.system.name"] == "postgresql"
-    assert span.kind.name == "CLIENT"
-
-
-@pytest.fixture(scope="module")
-def fresh_results(pg_dsn: str) -> dict[str, str]:
-    return run_fresh("tests.integrations.test_psycopg2", ("psycopg2",))
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize(("entry", "source", "kind"), CASES)
-def test_matrix_client_imported_after(
-    entry: str, source: str, kind: str, mode: str, fresh_results: dict[str, str],
-    pg_version: int,
-) -> None:
-    sent = expected_sent(mode, USER_VALUES[kind])
-    assert fresh_results[case_id(entry, source, kind, mode)] == server_view(sent, pg_version)
+    return run_with_value(conn_args, open_and_read, entry, source, kind)
 
 
 @pytest.mark.parametrize(
@@ -206,12 +164,7 @@ def test_no_secret_in_spans_or_logs(
         assert open_and_read("psycopg2.connect", dsn, kwargs) == UA
         with pytest.raises(psycopg2.OperationalError):
             psycopg2.connect(dsn.replace(str(pg.PORT), "1"), connect_timeout=2, **kwargs)
-    made = connect_spans(spans, "psycopg2")
-    assert len(made) == 2
-    assert made[1].status.status_code.name == "ERROR"
-    assert made[1].attributes["server.port"] == 1
-    assert secret_free(made) == []
-    assert SECRET not in caplog.text
+    check_failed_span_clean(spans, "psycopg2", caplog.text)
 
 
 def test_failed_connect_reraises_the_original_exception(pg_dsn: str, spans: Any) -> None:

@@ -80,9 +80,10 @@ class Patch(NamedTuple):
     already knows its product: a Spark session's channel builder).
 
     Pinning (no tagging): ``pin="create"`` on a constructor of a long-lived object
-    (engine, pool, client) records the product whose code creates it; ``pin="use"`` on
-    a method that opens connections attributes them to that recorded product, on
-    whatever thread.
+    (engine, pool, client) records the product whose code creates it - or, with
+    ``pin_from``, the product of an argument already pinned (an SDK client built from a
+    product's ``Config``); ``pin="use"`` on a method that opens connections attributes
+    them to that recorded product, on whatever thread.
 
     Availability: ``optional`` patches may be absent in some versions (no warning);
     without one, a missing non-optional patch makes the integration "partial" (one
@@ -102,6 +103,7 @@ class Patch(NamedTuple):
     pin: Optional[str] = None
     when: Optional[str] = None
     settings: Optional[Resolver] = None
+    pin_from: Optional[Callable[[Args, Kwargs], Any]] = None
 
     @property
     def tags(self) -> bool:

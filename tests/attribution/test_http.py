@@ -108,11 +108,6 @@ def test_sdk_config_and_api_client_made_by_product(
     exactly_one(str(world.acme.call(lambda: customer_config.user_agent)), ACME)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="integration databricks_sdk: a client built by the customer from a product's "
-    "Config is pinned to its own creator (nobody), not to the Config's product",
-)
 def test_sdk_client_built_by_customer_from_a_products_config(
     world: SimpleNamespace, peer: HeaderRecorder
 ) -> None:
@@ -238,18 +233,9 @@ def test_non_databricks_host_is_left_alone_by_products(
         session.close()
 
 
-URLLIB3_POOL_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="urllib3 layer under requests: the adapter's urllib3 HTTPConnectionPool is made "
-    "lazily at the first request and pinned (pin='create', from the stack) to the product "
-    "whose code made that request; later requests of the customer's Session carry that "
-    "product too (alone without a default, or next to the default's value)",
-)
-
-
 @pytest.mark.parametrize(
     "maker",
-    [pytest.param("make_requests_session", marks=URLLIB3_POOL_BUG), "make_httpx_client"],
+    ["make_requests_session", "make_httpx_client"],
 )
 def test_customer_client_first_used_by_a_product_then_by_the_customer(
     world: SimpleNamespace, peer: HeaderRecorder, maker: str

@@ -104,14 +104,8 @@ def test_session_made_inside_a_scope_keeps_the_scope(
 #: the channel builder (``CAPTURED``) and ``session_settings`` returns them for as long as
 #: anything is instrumented, so the session never follows its product (unlike pins, which
 #: hold the Product): a re-target or an ``uninstrument(packages=...)`` does not reach it.
-SPARK_CAPTURE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="integration spark_connect: the session captures its product's Settings, not "
-    "the Product; re-target / uninstrument(packages=...) do not reach existing sessions",
-)
 
 
-@SPARK_CAPTURE_BUG
 def test_retarget_reaches_a_session_made_before(
     world: SimpleNamespace, spark_peer: SparkConnectPeer, sessions: List[Any]
 ) -> None:
@@ -123,7 +117,6 @@ def test_retarget_reaches_a_session_made_before(
     assert single(act(spark_peer, spark)) == ACME_36
 
 
-@SPARK_CAPTURE_BUG
 def test_uninstrumented_product_session_stops_sending_its_value(
     world: SimpleNamespace, spark_peer: SparkConnectPeer, sessions: List[Any]
 ) -> None:

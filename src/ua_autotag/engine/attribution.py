@@ -105,6 +105,11 @@ _SCOPED: contextvars.ContextVar[Optional[Settings]] = contextvars.ContextVar(
 _PINNED: contextvars.ContextVar[Optional[Product]] = contextvars.ContextVar(
     "ua_autotag_pinned", default=None
 )
+#: set by a tagging layer for the duration of its call, so that inner layers of the same
+#: connection or request (requests -> urllib3) tag for the same product, never another
+_DECIDED: contextvars.ContextVar[Optional[Settings]] = contextvars.ContextVar(
+    "ua_autotag_decided", default=None
+)
 _getframe = sys._getframe
 
 
@@ -138,7 +143,10 @@ def from_stack(st: State, depth: int = 2) -> Optional[Product]:
 
 
 def _resolve(st: State) -> Optional[Settings]:
-    """Rules 1 to 4 against snapshot ``st``."""
+    """Rules 1 to 4 against snapshot ``st`` (or what an outer layer of this call decided)."""
+    decided = _DECIDED.get()
+    if decided is not None:
+        return decided
     scoped = _SCOPED.get()
     if scoped is not None:
         return scoped
@@ -167,7 +175,7 @@ def for_object(obj: Any) -> Optional[Settings]:
     st = _STATE
     if st is None:
         return None
-    if st.by_package and _SCOPED.get() is None:
+    if st.by_package and _SCOPED.get() is None and _DECIDED.get() is None:
         product = pin_of(obj)
         if product is not None:
             return product.settings
@@ -175,13 +183,21 @@ def for_object(obj: Any) -> Optional[Settings]:
 
 
 def creator() -> Optional[Product]:
-    """The product creating an object now (pin in force, else the stack); None: nobody's."""
+    """The product creating an object now (pin in force, else the stack); None: nobody's.
+
+    An object made while a connection or request is being tagged (a urllib3 pool that
+    requests creates lazily at the first request) belongs to the object making that
+    request, not to whoever happened to make the first one: without a pin in force it
+    stays unpinned and follows the rule at each use.
+    """
     st = _STATE
     if st is None or not st.by_package:
         return None
     pin = _PINNED.get()
     if pin is not None and pin.settings is not None:
         return pin
+    if _DECIDED.get() is not None:
+        return None
     return from_stack(st, 2)
 
 
@@ -247,6 +263,49 @@ def _weak_pins() -> Any:
 
         _WEAK = weakref.WeakKeyDictionary()
     return _WEAK
+
+
+#: what :func:`holder` returns for the process default
+DEFAULT = "default"
+
+
+def holder(settings: Settings) -> Any:
+    """A stable handle on who ``settings`` belong to, for objects that keep them.
+
+    A product's :class:`Product` (its re-targets and removal reach the object), or
+    :data:`DEFAULT` for the process default (likewise), or the settings themselves (a
+    ``user_agent()`` scope: fixed).
+    """
+    st = _STATE
+    if st is not None:
+        if settings is st.default:
+            return DEFAULT
+        for product in st.products:
+            if product.settings is settings:
+                return product
+    return settings
+
+
+def held(handle: Any) -> Optional[Settings]:
+    """The settings in force now for a :func:`holder` handle; None once gone."""
+    st = _STATE
+    if st is None:
+        return None
+    if handle is DEFAULT:
+        return st.default
+    if isinstance(handle, Product):
+        return handle.settings
+    settings: Optional[Settings] = handle
+    return settings
+
+
+def decide(settings: Settings) -> Any:
+    """Make ``settings`` the answer for inner layers of this call; returns the reset token."""
+    return _DECIDED.set(settings)
+
+
+def undecide(token: Any) -> None:
+    _DECIDED.reset(token)
 
 
 class pinned:

@@ -131,7 +131,7 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
     before, after, target = patch.before, patch.after, patch.target
     tagging = patch.tags
     want_span = patch.span
-    current = attribution.current
+    current, decide, undecide = attribution.current, attribution.decide, attribution.undecide
     resolver = patch.settings
 
     def prepare(
@@ -205,6 +205,7 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
             wrapped: Any, instance: Any, args: Args, kwargs: Kwargs, settings: Settings
         ) -> Any:
             handle = open_span(settings, instance, args, kwargs)
+            token = decide(settings) if tagging else None
             try:
                 tag, args, kwargs = prepare(settings, instance, args, kwargs)
                 result = await wrapped(*args, **kwargs)
@@ -213,6 +214,9 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
                 if handle is not None:
                     handle.finish(exc)
                 raise
+            finally:
+                if token is not None:
+                    undecide(token)
             if handle is not None:
                 handle.finish(None)
             return result
@@ -238,6 +242,7 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
         )
         if handle is None and not tagging and target is None:
             return wrapped(*args, **kwargs)  # a span-only layer with spans off
+        token = decide(settings) if tagging else None
         try:
             tag, args, kwargs = prepare(settings, instance, args, kwargs)
             result = wrapped(*args, **kwargs)
@@ -246,6 +251,9 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
             if handle is not None:
                 handle.finish(exc)
             raise
+        finally:
+            if token is not None:
+                undecide(token)
         if handle is not None:
             handle.finish(None)
         return result
@@ -262,6 +270,8 @@ def _pin_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
         attribution.pinned,
     )
 
+    pin_from = patch.pin_from
+
     if patch.pin == "create":
 
         def create(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
@@ -269,7 +279,8 @@ def _pin_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
             if not live.on or st is None or not st.by_package:
                 return wrapped(*args, **kwargs)  # no product registered: nothing to pin
             try:
-                product = creator()
+                source = pin_from(args, kwargs) if pin_from is not None else None
+                product = (pin_of(source) if source is not None else None) or creator()
                 if instance is not None:
                     pin(instance, product)  # None too: clears what a recycled object had
             except Exception:  # never our exception in the application's call

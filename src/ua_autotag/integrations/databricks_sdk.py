@@ -180,6 +180,15 @@ def _config_of(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
     return kwargs["cfg"] if "cfg" in kwargs else args[0]
 
 
+def _config_kw(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    """``WorkspaceClient(config=cfg)``: a client built from a product's Config is its."""
+    return kwargs.get("config")
+
+
+def _cfg_arg(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    return kwargs.get("cfg", args[0] if args else None)
+
+
 @functools.lru_cache(maxsize=64)
 def host_port(host: Optional[str]) -> Tuple[Optional[str], Optional[int]]:
     """(address, port) of an SDK host (``https://x.cloud.databricks.com``), no path."""
@@ -236,9 +245,9 @@ INTEGRATION = Integration(
         ),
         # pins (applied after the span wrappers on the same methods, so outermost): a
         # client or config created by a product's code sends that product's value
-        Patch("databricks.sdk", "WorkspaceClient.__init__", pin="create"),
-        Patch("databricks.sdk", "AccountClient.__init__", pin="create"),
-        Patch("databricks.sdk.core", "ApiClient.__init__", pin="create"),
+        Patch("databricks.sdk", "WorkspaceClient.__init__", pin="create", pin_from=_config_kw),
+        Patch("databricks.sdk", "AccountClient.__init__", pin="create", pin_from=_config_kw),
+        Patch("databricks.sdk.core", "ApiClient.__init__", pin="create", pin_from=_cfg_arg),
         Patch("databricks.sdk.config", "Config.__init__", pin="create"),
     ),
     setup=_setup,

@@ -123,7 +123,7 @@ def _target(client: Any, args: Any, kwargs: Any) -> Tuple[Optional[str], Optiona
 def _on_session(tag: Tag, client: Any, args: Any, kwargs: Any, result: Any) -> Any:
     """``SparkConnectClient.__init__``: pin the value in force now to this session."""
     builder = client._builder
-    setattr(builder, CAPTURED, tag.settings)
+    setattr(builder, CAPTURED, attribution.holder(tag.settings))
     _fill_artifact_requests(client)
     address, port = target_of(builder)
     try:
@@ -179,10 +179,16 @@ def _fill_artifact_requests(client: Any) -> None:
 
 
 def session_settings(builder: Any) -> Optional[Settings]:
-    """The settings of the session ``builder`` serves: pinned at its creation, else now's."""
-    captured: Optional[Settings] = _own(builder, CAPTURED)
-    if captured is not None and attribution.state() is not None:
-        return captured
+    """The settings of the session ``builder`` serves: pinned at its creation, else now's.
+
+    The session keeps who it belongs to (its product, the default or a scope's value),
+    so a re-target reaches it; once its product is removed it follows the rule now.
+    """
+    captured = _own(builder, CAPTURED)
+    if captured is not None:
+        settings = attribution.held(captured)
+        if settings is not None:
+            return settings
     return attribution.current()
 
 

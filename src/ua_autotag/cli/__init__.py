@@ -1,7 +1,8 @@
 """The ``ua-autotag`` console script: run, verify, doctor, audit-sql, install-pth, uninstall-pth.
 
 One module per command (``run``, ``verify``, ``doctor``, ``audit_sql``, ``pth``), each
-with a ``register(subparsers)``; what they share is in :mod:`.common`. Importing this
+declaring its ``COMMANDS`` (name, function, arguments, help); what they share is in
+:mod:`.common`. Importing this
 package is cheap (argparse, the settings and the value module): every command imports
 what it needs when it runs. Errors go to stderr as one line (``ua-autotag <command>:
 error: ...``), never a traceback, with a non-zero exit: 2 for bad usage or
@@ -21,7 +22,7 @@ from .common import PROG, CliError, one_line
 
 __all__ = ["CliError", "build_parser", "main"]
 
-_COMMANDS = (run, verify, doctor, audit_sql, pth)
+_MODULES = (run, verify, doctor, audit_sql, pth)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,8 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
-    for command in _COMMANDS:
-        command.register(sub)
+    for module in _MODULES:
+        for command in module.COMMANDS:
+            one = sub.add_parser(
+                command.name,
+                help=command.help,
+                description=command.description,
+                epilog=command.epilog,
+            )
+            command.arguments(one)
+            one.set_defaults(func=command.run)
     return parser
 
 

@@ -7,9 +7,9 @@ import os
 import sys
 
 from ..settings import VALUE_OPTIONS
-from .common import add_options, resolve_args
+from .common import Command, add_options, resolve_args
 
-__all__ = ["LIKE_ESCAPE", "audit_sql", "like_pattern", "register", "sql_string"]
+__all__ = ["COMMANDS", "LIKE_ESCAPE", "audit_sql", "like_pattern", "sql_string"]
 
 LIKE_ESCAPE = "!"
 
@@ -77,15 +77,20 @@ def _positive_days(raw: str) -> int:
     return days
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    audit = sub.add_parser(
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    add_options(parser, VALUE_OPTIONS, "the User-Agent (default: UA_AUTOTAG_* environment)")
+    parser.add_argument(
+        "--days", type=_positive_days, default=2, metavar="N", help="look back N days (default 2)"
+    )
+
+
+COMMANDS = (
+    Command(
         "audit-sql",
+        _cmd_audit_sql,
+        _arguments,
         help="print the system.access.audit query that finds your tag in Databricks",
         description="Print the partner guide's system.access.audit query for the configured "
         "User-Agent (quotes and LIKE wildcards escaped), and how to check Query History.",
-    )
-    add_options(audit, VALUE_OPTIONS, "the User-Agent (default: UA_AUTOTAG_* environment)")
-    audit.add_argument(
-        "--days", type=_positive_days, default=2, metavar="N", help="look back N days (default 2)"
-    )
-    audit.set_defaults(func=_cmd_audit_sql)
+    ),
+)

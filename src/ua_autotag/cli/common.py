@@ -9,7 +9,7 @@ in its errors and in ``Settings.sources``.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict, Iterable, Mapping
+from typing import Any, Callable, Dict, Iterable, Mapping, NamedTuple, Optional
 
 from .. import settings as config
 from ..settings import OPTIONS, Option, Settings
@@ -20,6 +20,7 @@ __all__ = [
     "PROG",
     "VALUE_OPTIONS",
     "CliError",
+    "Command",
     "add_options",
     "labels",
     "one_line",
@@ -43,6 +44,17 @@ class CliError(Exception):
     def __init__(self, message: str, status: int = 2) -> None:
         super().__init__(message)
         self.status = status
+
+
+class Command(NamedTuple):
+    """A subcommand as its module declares it; ``ua_autotag.cli.build_parser`` adds it."""
+
+    name: str
+    run: Callable[[argparse.Namespace], int]
+    arguments: Callable[[argparse.ArgumentParser], None]
+    help: str
+    description: str
+    epilog: Optional[str] = None
 
 
 def one_line(text: str) -> str:

@@ -18,9 +18,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .. import __version__
 from ..settings import Settings
-from .common import CliError, one_line, resolve_args, scrubbed
+from .common import CliError, Command, one_line, resolve_args, scrubbed
 
-__all__ = ["doctor_report", "import_products", "naming_advice", "register", "render"]
+__all__ = ["COMMANDS", "doctor_report", "import_products", "naming_advice", "render"]
 
 _SHOWN_EXPORTS = ("PGAPPNAME", "SPARK_CONNECT_USER_AGENT", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS")
 #: states only a client loaded in this process produces (the rest doctor computes itself)
@@ -363,18 +363,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report["configuration"]["status"] == "ok" else 1
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    doctor = sub.add_parser(
-        "doctor",
-        help="show the resolved configuration, carriers and what would be patched",
-        description="Resolved configuration and where each value came from, per-carrier "
-        "validation, per integration: installed version, supported range, trigger "
-        "module and what would be patched (or why not), the Node.js / Java hooks the "
-        "launcher would add, and the products registered in this process (--import). "
-        "Exit 0 when the configuration is valid. Never prints secrets.",
-    )
-    doctor.add_argument("--user-agent", metavar="UA", help="check this value instead")
-    doctor.add_argument(
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user-agent", metavar="UA", help="check this value instead")
+    parser.add_argument(
         "--import",
         dest="imports",
         action="append",
@@ -383,5 +374,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="import MODULE first (repeatable): a library product registers its value and "
         "packages there, and doctor lists it",
     )
-    doctor.add_argument("--json", action="store_true", help="machine-readable output")
-    doctor.set_defaults(func=_cmd_doctor)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+COMMANDS = (
+    Command(
+        "doctor",
+        _cmd_doctor,
+        _arguments,
+        help="show the resolved configuration, carriers and what would be patched",
+        description="Resolved configuration and where each value came from, per-carrier "
+        "validation, per integration: installed version, supported range, trigger "
+        "module and what would be patched (or why not), the Node.js / Java hooks the "
+        "launcher would add, and the products registered in this process (--import). "
+        "Exit 0 when the configuration is valid. Never prints secrets.",
+    ),
+)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Callable, Optional, TypeVar
 
-from .common import CliError
+from .common import CliError, Command
 
-__all__ = ["register"]
+__all__ = ["COMMANDS"]
 
 T = TypeVar("T")
 
@@ -44,30 +44,28 @@ def _cmd_uninstall(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = (
-    (
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target", metavar="DIR", help="site directory (default: this interpreter's site-packages)"
+    )
+
+
+COMMANDS = (
+    Command(
         "install-pth",
         _cmd_install,
-        "opt-in: activate at every interpreter start when UA_AUTOTAG_* is set",
-        "Write a .pth file into site-packages (or --target) that runs `import ua_autotag` at "
-        "interpreter start, only when UA_AUTOTAG_USER_AGENT (or UA_AUTOTAG_ISV/PRODUCT) is set. "
-        "For images whose entrypoint cannot change. Never done implicitly.",
+        _arguments,
+        help="opt-in: activate at every interpreter start when UA_AUTOTAG_* is set",
+        description="Write a .pth file into site-packages (or --target) that runs `import "
+        "ua_autotag` at interpreter start, only when UA_AUTOTAG_USER_AGENT (or "
+        "UA_AUTOTAG_ISV/PRODUCT) is set. For images whose entrypoint cannot change. Never "
+        "done implicitly.",
     ),
-    (
+    Command(
         "uninstall-pth",
         _cmd_uninstall,
-        "remove the .pth written by install-pth",
-        "Remove the .pth file written by install-pth.",
+        _arguments,
+        help="remove the .pth written by install-pth",
+        description="Remove the .pth file written by install-pth.",
     ),
 )
-
-
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    for name, func, summary, description in _COMMANDS:
-        parser = sub.add_parser(name, help=summary, description=description)
-        parser.add_argument(
-            "--target",
-            metavar="DIR",
-            help="site directory (default: this interpreter's site-packages)",
-        )
-        parser.set_defaults(func=func)

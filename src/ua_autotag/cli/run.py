@@ -16,9 +16,9 @@ import sys
 from typing import Callable, Dict, List, Optional
 
 from ..settings import OPTIONS, Settings
-from .common import CliError, add_options, resolve_args
+from .common import CliError, Command, add_options, resolve_args
 
-__all__ = ["child_settings_env", "exports", "launch_environment", "register"]
+__all__ = ["COMMANDS", "child_settings_env", "exports", "launch_environment"]
 
 #: what the launcher writes for the child, derived from the settings; the value parts
 #: are dropped so that the child resolves ``UA_AUTOTAG_USER_AGENT`` and nothing else
@@ -148,9 +148,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = sub.add_parser(
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    add_options(parser, (o.name for o in OPTIONS), "options (default: UA_AUTOTAG_* environment)")
+    parser.add_argument("--log-level", metavar="LEVEL", help="level of the 'ua_autotag' logger")
+    parser.add_argument(
+        "command", nargs=argparse.REMAINDER, metavar="COMMAND", help="the program and its arguments"
+    )
+
+
+COMMANDS = (
+    Command(
         "run",
+        _cmd_run,
+        _arguments,
         help="run a program with every process it starts tagged (Python, node, java, psql)",
         description="Run COMMAND with ua-autotag active in every Python process it starts "
         "(a sitecustomize on PYTHONPATH, chained to any existing one), PGAPPNAME / "
@@ -161,10 +171,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog="examples: ua-autotag run --user-agent AcmePartner_DatEngProduct/3.5 python "
         "app.py | ua-autotag run -- gunicorn app:wsgi | UA_AUTOTAG_USER_AGENT=... "
         "ua-autotag run pytest",
-    )
-    add_options(run, (o.name for o in OPTIONS), "options (default: UA_AUTOTAG_* environment)")
-    run.add_argument("--log-level", metavar="LEVEL", help="level of the 'ua_autotag' logger")
-    run.add_argument(
-        "command", nargs=argparse.REMAINDER, metavar="COMMAND", help="the program and its arguments"
-    )
-    run.set_defaults(func=_cmd_run)
+    ),
+)

@@ -12,9 +12,9 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from .common import DEMO_USER_AGENT, CliError, resolve_args
+from .common import DEMO_USER_AGENT, CliError, Command, resolve_args
 
-__all__ = ["register"]
+__all__ = ["COMMANDS"]
 
 
 def _value(args: argparse.Namespace, env: Dict[str, str]) -> Tuple[str, str]:
@@ -127,35 +127,40 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if all(v.passed for v in verdicts) else 1
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    verify = sub.add_parser(
-        "verify",
-        help="prove the tag reaches each installed client's server (local peers)",
-        description="For every supported client that is installed: instrument, open a real "
-        "connection against a local peer (HTTP header recorder, Spark Connect gRPC server, "
-        "the PostgreSQL at --pg-dsn, unixODBC with a trace), and show what the peer "
-        "received; the launcher's node and java hooks likewise. Exit 0 when no row is "
-        "missing or error (skipped rows are listed, not counted).",
-    )
-    verify.add_argument(
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--user-agent",
         metavar="UA",
         help=f"value to verify (default: the environment, else the demo value {DEMO_USER_AGENT})",
     )
-    verify.add_argument("--json", action="store_true", help="machine-readable output")
-    verify.add_argument(
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
         "--pg-dsn",
         metavar="DSN",
         help="PostgreSQL to connect to; unreachable is an error (default: libpq environment, "
         "else host=127.0.0.1 port=5432 user=postgres dbname=test, then the local socket; "
         "unreachable there is a skip)",
     )
-    verify.add_argument("--only", metavar="A,B", help="probe only these integrations")
-    verify.add_argument(
+    parser.add_argument("--only", metavar="A,B", help="probe only these integrations")
+    parser.add_argument(
         "--timeout",
         type=float,
         default=120.0,
         metavar="SECONDS",
         help="per-probe timeout (default 120)",
     )
-    verify.set_defaults(func=_cmd_verify)
+
+
+COMMANDS = (
+    Command(
+        "verify",
+        _cmd_verify,
+        _arguments,
+        help="prove the tag reaches each installed client's server (local peers)",
+        description="For every supported client that is installed: instrument, open a real "
+        "connection against a local peer (HTTP header recorder, Spark Connect gRPC server, "
+        "the PostgreSQL at --pg-dsn, unixODBC with a trace), and show what the peer "
+        "received; the launcher's node and java hooks likewise. Exit 0 when no row is "
+        "missing or error (skipped rows are listed, not counted).",
+    ),
+)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Dict, Optional, Tuple
 
+from .. import telemetry
 from ..merge.odbc import USER_AGENT_ENTRY, merge_odbc_attribute, odbc_attributes
 from ..merge.tokens import merge_tokens
 from ..spec import Integration, Patch, Tag, argument, with_argument
@@ -93,7 +94,7 @@ def _tag_connect(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[A
     if (in_url is not None or key is None) and new_url != url:
         args, kwargs = with_argument(args, kwargs, _URL_INDEX, "url", new_url)
     if sent is not None:
-        tag.note(sent)
+        telemetry.note(sent)
     return args, kwargs
 
 

@@ -35,6 +35,7 @@ import logging
 import os
 from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple
 
+from .. import telemetry
 from ..hosts import rules_for
 from ..merge.odbc import (
     USER_AGENT_ENTRY,
@@ -235,7 +236,7 @@ def _tag_connect(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[A
     if not found.databricks:
         return args, kwargs
     if found.sent is not None:
-        tag.note(found.sent)
+        telemetry.note(found.sent)
     if found.kwargs:
         kwargs = {**kwargs, **dict(found.kwargs)}
     if found.text is not None and args:

@@ -42,6 +42,7 @@ import os
 import urllib.parse
 from typing import Any, Optional, Tuple
 
+from .. import telemetry
 from ..engine import attribution
 from ..merge.spark import DEFAULT_USER_AGENT, merge_user_part
 from ..settings import Settings
@@ -125,12 +126,14 @@ def _on_session(tag: Tag, client: Any, args: Any, kwargs: Any, result: Any) -> A
     builder = client._builder
     setattr(builder, CAPTURED, attribution.holder(tag.settings))
     _fill_artifact_requests(client)
+    if telemetry.current() is None:
+        return result  # what follows only reports to the connect span
     address, port = target_of(builder)
     try:
         sent: Optional[str] = builder.userAgent
     except Exception:  # the client's own error surfaces at its first request, not here
         sent = None
-    tag.note(sent, address, port)
+    telemetry.note(sent, address, port)
     return result
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent import futures
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 __all__ = ["RecordedCall", "SparkConnectPeer"]
 
@@ -302,18 +302,6 @@ def _make_servicer(peer: SparkConnectPeer, base: type) -> Any:
                 operation_id=request.operation_id,
             )
 
-        def ReleaseSession(self, request: Any, context: Any) -> Any:
-            peer._record("ReleaseSession", request, context)
-            return pb2.ReleaseSessionResponse(
-                session_id=request.session_id, server_side_session_id=server_side
-            )
-
-        def Interrupt(self, request: Any, context: Any) -> Any:
-            peer._record("Interrupt", request, context)
-            return pb2.InterruptResponse(
-                session_id=request.session_id, server_side_session_id=server_side
-            )
-
         def AddArtifacts(self, request_iterator: Any, context: Any) -> Any:
             session_id = ""
             names: List[str] = []
@@ -333,16 +321,27 @@ def _make_servicer(peer: SparkConnectPeer, base: type) -> Any:
                 session_id=session_id, server_side_session_id=server_side, artifacts=summaries
             )
 
-        def ArtifactStatus(self, request: Any, context: Any) -> Any:
-            peer._record("ArtifactStatus", request, context)
-            return pb2.ArtifactStatusesResponse(
-                session_id=request.session_id, server_side_session_id=server_side
-            )
-
-        def FetchErrorDetails(self, request: Any, context: Any) -> Any:
-            peer._record("FetchErrorDetails", request, context)
-            return pb2.FetchErrorDetailsResponse(
-                session_id=request.session_id, server_side_session_id=server_side
-            )
-
+    # the calls answered with the session ids alone
+    for method, response in (
+        ("ReleaseSession", "ReleaseSessionResponse"),
+        ("Interrupt", "InterruptResponse"),
+        ("ArtifactStatus", "ArtifactStatusesResponse"),
+        ("FetchErrorDetails", "FetchErrorDetailsResponse"),
+    ):
+        setattr(
+            Servicer, method, _session_answer(peer, method, getattr(pb2, response), server_side)
+        )
     return Servicer()
+
+
+def _session_answer(
+    peer: SparkConnectPeer, method: str, response: Any, server_side: str
+) -> Callable[[Any, Any, Any], Any]:
+    """A handler that records the call and answers with the session ids."""
+
+    def handler(self: Any, request: Any, context: Any) -> Any:
+        peer._record(method, request, context)
+        return response(session_id=request.session_id, server_side_session_id=server_side)
+
+    handler.__name__ = method
+    return handler

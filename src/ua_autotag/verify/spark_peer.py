@@ -211,24 +211,17 @@ def _make_servicer(peer: SparkConnectPeer, base: type) -> Any:
                 elif kind == "unset":
                     for key in op.unset.keys:
                         peer.conf.pop(key, None)
-                elif kind == "get":
+                elif kind in ("get", "get_option"):  # unset keys come back without a value
                     pairs = [
                         pb2.KeyValue(key=k, value=peer.conf[k])
                         if k in peer.conf
                         else pb2.KeyValue(key=k)
-                        for k in op.get.keys
+                        for k in getattr(op, kind).keys
                     ]
                 elif kind == "get_with_default":
                     pairs = [
                         pb2.KeyValue(key=p.key, value=peer.conf.get(p.key, p.value))
                         for p in op.get_with_default.pairs
-                    ]
-                elif kind == "get_option":
-                    pairs = [
-                        pb2.KeyValue(key=k, value=peer.conf[k])
-                        if k in peer.conf
-                        else pb2.KeyValue(key=k)
-                        for k in op.get_option.keys
                     ]
                 elif kind == "get_all":
                     pairs = [

@@ -187,3 +187,23 @@ def test_launcher_default_and_products(pg_dsn: str, root: Path) -> None:
     out = run(root, ["products", "connect", "status"], launcher=_launcher())
     assert out["default"] == DEFAULT
     expect(out, DEFAULT)
+
+
+def test_doctor_import_lists_both_products(root: Path) -> None:
+    """§5: ``ua-autotag doctor --import PKG`` imports the products and lists them."""
+    command = _launcher()[:1] + [
+        "doctor", "--import", "acme_dateng", "--import", "globex_loader", "--json"
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UA_AUTOTAG_")}
+    env["PYTHONPATH"] = str(root)
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    report = json.loads(proc.stdout)
+    products = report["products"]["products"]
+    assert [(p["user_agent"], p["packages"]) for p in products] == [
+        (ACME, ["acme_dateng"]),
+        (GLOBEX, ["globex_loader"]),
+    ]
+    assert products[0]["origin"] == f"{root / 'acme_dateng' / '__init__.py'}:4"
+    # the partner guide's naming rule is advice, not an error: ``acme_dateng`` does not
+    # spell <isv>_<product>, ``globex_loader`` does
+    assert products[0]["advice"] and not products[1]["advice"]

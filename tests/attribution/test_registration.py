@@ -168,7 +168,9 @@ def test_uninstrument_one_product_the_other_keeps_working(
         _close(acme_objects)
 
 
-def test_uninstrument_the_last_product_keeps_the_default(world: SimpleNamespace, pg_dsn: str) -> None:
+def test_uninstrument_the_last_product_keeps_the_default(
+    world: SimpleNamespace, pg_dsn: str
+) -> None:
     ua_autotag.uninstrument(packages=["acme_dateng", "globex_loader"])
     assert ua_autotag.status().products == []
     assert ua_autotag.is_instrumented() is (world.default is not None)
@@ -283,12 +285,6 @@ def twin(tmp_path: Path, no_pg_env: None) -> Iterator[SimpleNamespace]:
             sys.modules.pop(name, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: attribution.from_stack caches per code object in a dict, and CPython "
-    "code objects compare equal (and hash alike) across files when name, bytecode, "
-    "constants and first line match; identical functions in two modules share one entry",
-)
 @pytest.mark.parametrize("first", ["product", "customer"])
 def test_identical_code_in_a_product_and_in_customer_code(
     twin: SimpleNamespace, pg_dsn: str, first: str

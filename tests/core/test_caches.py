@@ -108,11 +108,11 @@ def test_spark_merge_cached_equals_uncached(user: str, mode: str) -> None:
 
     result = f"{user} spark/4.0.0 os/linux python/3.11.7"
     try:
-        expected = _uncached(merge_result)(result, user, OURS, mode)
+        expected = _uncached(merge_result)(result, user, user, OURS, mode)
     except ValueError:
         return  # over the client's limit: raised every time, never cached
-    assert merge_result(result, user, OURS, mode) == expected
-    assert merge_result(result, user, OURS, mode) == expected
+    assert merge_result(result, user, user, OURS, mode) == expected
+    assert merge_result(result, user, user, OURS, mode) == expected
     assert spark_merge.merge_user_part(user, OURS, mode) == _uncached(spark_merge.merge_user_part)(
         user, OURS, mode
     )
@@ -122,20 +122,20 @@ def test_spark_merge_changed_value_or_mode_misses() -> None:
     from ua_autotag.integrations.spark_connect import merge_result
 
     result = "app spark/4.0.0 os/linux python/3.11.7"
-    merge_result(result, "app", OURS, "append")
+    merge_result(result, "app", "app", OURS, "append")
     before = _misses(merge_result)
     assert (
-        merge_result(result, "app", OURS, "append")
+        merge_result(result, "app", "app", OURS, "append")
         == f"app {OURS} spark/4.0.0 os/linux python/3.11.7"
     )
     assert (
-        merge_result(result, "app", OTHER, "append")
+        merge_result(result, "app", "app", OTHER, "append")
         == f"app {OTHER} spark/4.0.0 os/linux python/3.11.7"
     )
     assert (
-        merge_result(result, "app", OURS, "replace") == f"{OURS} spark/4.0.0 os/linux python/3.11.7"
+        merge_result(result, "app", "app", OURS, "replace") == f"{OURS} spark/4.0.0 os/linux python/3.11.7"
     )
-    assert merge_result(result, "app", OURS, "keep") == result
+    assert merge_result(result, "app", "app", OURS, "keep") == result
     assert _misses(merge_result) == before + 3
 
 

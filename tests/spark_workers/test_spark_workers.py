@@ -10,10 +10,9 @@ PostgreSQL. Every assertion is on what the *server* recorded (``pg_stat_activity
 
 Three Spark applications (one driver subprocess, JVM and SparkSession each, shared by the
 tests of this module): no process default; ``UA_AUTOTAG_USER_AGENT`` in the environment of
-the driver (hence of the JVM and the workers); the driver under ``ua-autotag run``. Known
-gaps are strict xfails (they turn red once fixed): a product closure shipped by value to a
-worker that never imported the product; byte-identical code in a product and a customer
-module; the launcher's PGAPPNAME read as the caller's value by the workers.
+the driver (hence of the JVM and the workers); the driver under ``ua-autotag run``. The known
+gap is a strict xfail (it turns red once fixed): a product closure shipped by value to a
+worker that never imported the product.
 
 Runs under ``nox -s sparkworkers`` (full pyspark + Java); skips in the main ``tests``
 session, which has only ``pyspark-client``.
@@ -372,16 +371,6 @@ def test_product_closure_in_a_fresh_worker(run: Run) -> None:
     assert {o["application_name"] for o in observed} == {ACME}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "engine.attribution.from_stack caches the product per code object (dict key), and "
-        "CPython code objects compare and hash equal by content, not by module/file: "
-        "byte-identical functions in two modules share one cache entry, so whichever "
-        "connects first decides the other's product"
-    ),
-)
 def test_identical_code_in_product_and_customer_module(run: Run) -> None:
     """A helper byte-identical in a product and in customer code (called in that order
     in the same worker process): each connection is still its own module's."""
@@ -401,15 +390,6 @@ def test_launcher_default_reaches_every_worker(launcher_default: Run) -> None:
     assert set(launcher_default.names("acme_dateng.jobs", "closure, fresh worker")) == {DEFAULT}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "the launcher exports PGAPPNAME=<default> (for psql & co); psycopg in the workers "
-        "reads it as the caller's own application_name, so a product's connection is "
-        "'<default> <product>' (append) instead of the product's value alone"
-    ),
-)
 def test_launcher_products_carry_only_their_own(launcher_default: Run) -> None:
     for where in ("mapPartitions", "udf", "called from customer code"):
         assert set(launcher_default.names("acme_dateng.jobs", where)) == {ACME}, where

@@ -71,7 +71,9 @@ def exports(env: Dict[str, str], settings: Settings) -> None:
             carrier = CATALOG[names[0]].carrier
             assert carrier is not None, f"{var}: its readers carry nothing"
             ours = settings.user_agent.render(carrier)  # checked by resolve: fits
-            env[var] = mergers[var](env.get(var), ours, settings.mode)
+            from ..merge import exported, own_value
+
+            exported(env, var, mergers[var](own_value(env, var), ours, settings.mode))
 
 
 def _bootstrap_first(env: Dict[str, str]) -> None:

@@ -13,10 +13,10 @@ pin). The answer, in order:
 5. nothing: the call is left exactly as the caller made it.
 
 All of it is one immutable :class:`State` snapshot, replaced (never mutated) when a
-product registers or leaves, so a reader needs no lock. The frame walk caches, per code
-object, which product (if any) it belongs to: after the first connect from a code path
-it costs one dict lookup per frame. Imported by ``instrument()``: standard library only,
-nothing heavy.
+product registers or leaves, so a reader needs no lock. The frame walk caches, per module
+namespace, which product (if any) it belongs to: after the first connect from a module
+it costs one identity check per frame and one dict lookup per module on the stack.
+Imported by ``instrument()``: standard library only, nothing heavy.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ __all__ = [
 #: the attribute on pinned objects that holds their :class:`Product`
 PIN = "_ua_autotag_product"
 
-_CODE_CACHE_MAX = 8192
+_CACHE_MAX = 8192
 
 
 class Product:
@@ -74,13 +74,14 @@ class Product:
 class State:
     """One immutable snapshot: the default, the products, and the frame cache for them."""
 
-    __slots__ = ("by_package", "code_cache", "default", "products", "scoped_base")
+    __slots__ = ("by_package", "default", "module_cache", "products")
 
     def __init__(self, default: Optional[Settings], products: Tuple[Product, ...]) -> None:
         self.default = default
         self.products = products
         self.by_package: Dict[str, Product] = {p: prod for prod in products for p in prod.packages}
-        self.code_cache: Dict[Any, Optional[Product]] = {}
+        #: id(module namespace) -> (that namespace, its product or None)
+        self.module_cache: Dict[int, Tuple[Dict[str, Any], Optional[Product]]] = {}
 
     def product_of_module(self, module: Optional[str]) -> Optional[Product]:
         """The product owning ``module`` (longest registered package prefix wins)."""
@@ -124,20 +125,27 @@ def products() -> Tuple[Product, ...]:
 
 
 def from_stack(st: State, depth: int = 2) -> Optional[Product]:
-    """The product of the innermost frame (from ``depth`` up) in a registered package."""
-    cache = st.code_cache
+    """The product of the innermost frame (from ``depth`` up) in a registered package.
+
+    Cached per module namespace (a frame's ``f_globals``), by identity: code objects
+    will not do, two byte-identical functions in two modules compare equal. Consecutive
+    frames of one module (a library's internals, recursion) cost an identity check.
+    """
+    cache = st.module_cache
     frame: Any = _getframe(depth)
+    last = None
     while frame is not None:
-        code = frame.f_code
-        try:
-            product = cache[code]
-        except KeyError:
-            product = st.product_of_module(frame.f_globals.get("__name__"))
-            if len(cache) >= _CODE_CACHE_MAX:
-                cache.clear()
-            cache[code] = product
-        if product is not None:
-            return product
+        namespace = frame.f_globals
+        if namespace is not last:
+            last = namespace
+            entry = cache.get(id(namespace))
+            if entry is None or entry[0] is not namespace:
+                entry = (namespace, st.product_of_module(namespace.get("__name__")))
+                if len(cache) >= _CACHE_MAX:
+                    cache.clear()
+                cache[id(namespace)] = entry
+            if entry[1] is not None:
+                return entry[1]
         frame = frame.f_back
     return None
 
@@ -247,7 +255,7 @@ def pin(obj: Any, product: Optional[Product]) -> None:
     if product is None:
         _BY_ID.pop(id(obj), None)
     else:
-        if len(_BY_ID) >= _CODE_CACHE_MAX:
+        if len(_BY_ID) >= _CACHE_MAX:
             _BY_ID.clear()
         _BY_ID[id(obj)] = product
 

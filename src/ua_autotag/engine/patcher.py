@@ -123,102 +123,148 @@ def version_supported(spec: Integration, version: Optional[str]) -> Optional[str
 # --------------------------------------------------------------------------- wrappers
 
 
-def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any]:
-    spec = live.spec
-    name, system, version = spec.name, spec.system, live.version
-    carrier = spec.carrier
-    limit = CARRIERS[carrier].max_bytes if carrier else None  # ASCII: characters are bytes
-    before, after, target = patch.before, patch.after, patch.target
-    tagging = patch.tags
-    want_span = patch.span
-    current, decide, undecide = attribution.current, attribution.decide, attribution.undecide
-    resolver = patch.settings
+class _Tagger:
+    """What one tagging patch does around a call; the wrappers below only sequence it.
 
-    def prepare(
-        settings: Settings, instance: Any, args: Args, kwargs: Kwargs
-    ) -> Tuple[Optional[Tag], Args, Kwargs]:
-        tag = None
-        if tagging:
-            try:
-                ua = settings.user_agent
-                value = ua.text
-                if limit is not None and len(value) > limit and carrier is not None:
-                    value = ua.render(carrier)  # raises, naming the carrier and its limit
-                tag = Tag(ua, value, settings)
-                if before is not None:
-                    args, kwargs = before(tag, instance, args, kwargs)
-            except (InvalidUserAgent, ConfigurationError) as exc:
-                if settings.strict:
-                    raise
-                live.warn_once(patch, exc)
-                tag = None
-            except Exception as exc:
-                live.warn_once(patch, exc)
-                tag = None
-        if target is not None and telemetry.current() is not None:
-            try:
-                address, port = target(instance, args, kwargs)
-                telemetry.note(None, address, port)
-            except Exception as exc:
-                logger.debug(
-                    "ua_autotag: %s could not read the target: %s", name, type(exc).__name__
-                )
-        return tag, args, kwargs
+    Everything that can be computed once per patch is (carrier limit, flags); nothing
+    here raises into the application's call except a configuration error under
+    ``strict``.
+    """
 
-    def finish(tag: Optional[Tag], instance: Any, args: Args, kwargs: Kwargs, result: Any) -> Any:
-        if after is None or tag is None:
-            return result
+    __slots__ = (
+        "after",
+        "before",
+        "carrier",
+        "limit",
+        "live",
+        "name",
+        "patch",
+        "resolver",
+        "system",
+        "tagging",
+        "target",
+        "want_span",
+    )
+
+    def __init__(self, live: _Live, patch: Patch) -> None:
+        spec = live.spec
+        self.live, self.patch = live, patch
+        self.name, self.system, self.carrier = spec.name, spec.system, spec.carrier
+        # our value is ASCII: characters are bytes
+        self.limit = CARRIERS[spec.carrier].max_bytes if spec.carrier else None
+        self.before, self.after, self.target = patch.before, patch.after, patch.target
+        self.tagging, self.want_span, self.resolver = patch.tags, patch.span, patch.settings
+
+    def settings_for(self, instance: Any) -> Optional[Settings]:
+        """The settings that tag this call, or None to pass it through untouched."""
+        if not self.live.on:
+            return None
+        resolver = self.resolver
+        settings = attribution.current() if resolver is None else resolver(instance)
+        if settings is None or self.name not in settings.active:
+            return None
+        if not self.tagging and self.target is None and not (self.want_span and settings.spans):
+            return None  # a span-only layer with spans off
+        return settings
+
+    def start(
+        self, settings: Settings, instance: Any, args: Args, kwargs: Kwargs
+    ) -> Tuple[Optional[telemetry.ConnectSpan], Any, Optional[Tag], Args, Kwargs]:
+        """Open the span, decide the product for inner layers, tag the arguments."""
+        handle = self.open_span(settings, instance, args, kwargs)
+        token = attribution.decide(settings) if self.tagging else None
         try:
-            return after(tag, instance, args, kwargs, result)
-        except (InvalidUserAgent, ConfigurationError) as exc:
-            if tag.settings.strict:
-                raise
-            live.warn_once(patch, exc)
-        except Exception as exc:
-            live.warn_once(patch, exc)
-        return result
+            tag, args, kwargs = self.prepare(settings, instance, args, kwargs)
+        except BaseException as exc:  # strict: a configuration error for the caller
+            self.end(handle, token, exc)
+            raise
+        return handle, token, tag, args, kwargs
+
+    @staticmethod
+    def end(
+        handle: Optional[telemetry.ConnectSpan], token: Any, exc: Optional[BaseException]
+    ) -> None:
+        if token is not None:
+            attribution.undecide(token)
+        if handle is not None:
+            handle.finish(exc)
 
     def open_span(
-        settings: Settings, instance: Any, args: Args, kwargs: Kwargs
+        self, settings: Settings, instance: Any, args: Args, kwargs: Kwargs
     ) -> Optional[telemetry.ConnectSpan]:
+        want_span = self.want_span
         if not (want_span and settings.spans):
             return None
         try:
             if callable(want_span) and not want_span(settings, instance, args, kwargs):
                 return None
-            return telemetry.start(name, system, settings, version)
+            return telemetry.start(self.name, self.system, settings, self.live.version)
         except Exception as exc:  # a broken OpenTelemetry set-up must not break the app
             logger.debug("ua_autotag: span start failed: %s", type(exc).__name__)
             return None
 
-    def settings_for(instance: Any) -> Optional[Settings]:
-        if not live.on:
-            return None
-        settings = current() if resolver is None else resolver(instance)
-        if settings is None or name not in settings.active:
-            return None
-        return settings
+    def prepare(
+        self, settings: Settings, instance: Any, args: Args, kwargs: Kwargs
+    ) -> Tuple[Optional[Tag], Args, Kwargs]:
+        tag = None
+        if self.tagging:
+            try:
+                ua = settings.user_agent
+                value = ua.text
+                limit, carrier = self.limit, self.carrier
+                if limit is not None and len(value) > limit and carrier is not None:
+                    value = ua.render(carrier)  # raises, naming the carrier and its limit
+                tag = Tag(ua, value, settings)
+                if self.before is not None:
+                    args, kwargs = self.before(tag, instance, args, kwargs)
+            except Exception as exc:
+                self.failed(settings, exc)
+                tag = None
+        if self.target is not None and telemetry.current() is not None:
+            try:
+                address, port = self.target(instance, args, kwargs)
+                telemetry.note(None, address, port)
+            except Exception as exc:
+                logger.debug(
+                    "ua_autotag: %s could not read the target: %s", self.name, type(exc).__name__
+                )
+        return tag, args, kwargs
+
+    def finish(
+        self, tag: Optional[Tag], instance: Any, args: Args, kwargs: Kwargs, result: Any
+    ) -> Any:
+        if self.after is None or tag is None:
+            return result
+        try:
+            return self.after(tag, instance, args, kwargs, result)
+        except Exception as exc:
+            self.failed(tag.settings, exc)
+        return result
+
+    def failed(self, settings: Settings, exc: Exception) -> None:
+        """Our tagging failed: raise only a configuration error under strict, else warn once."""
+        if settings.strict and isinstance(exc, (InvalidUserAgent, ConfigurationError)):
+            raise exc
+        self.live.warn_once(self.patch, exc)
+
+
+def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any]:
+    """The wrapt wrapper of a tagging (or span) patch, sync or async."""
+    tagger = _Tagger(live, patch)
+    settings_for, start, finish, end = tagger.settings_for, tagger.start, tagger.finish, tagger.end
 
     if is_async:
 
         async def run_async(
             wrapped: Any, instance: Any, args: Args, kwargs: Kwargs, settings: Settings
         ) -> Any:
-            handle = open_span(settings, instance, args, kwargs)
-            token = decide(settings) if tagging else None
+            handle, token, tag, args, kwargs = start(settings, instance, args, kwargs)
             try:
-                tag, args, kwargs = prepare(settings, instance, args, kwargs)
-                result = await wrapped(*args, **kwargs)
-                result = finish(tag, instance, args, kwargs, result)
+                result = finish(tag, instance, args, kwargs, await wrapped(*args, **kwargs))
             except BaseException as exc:
-                if handle is not None:
-                    handle.finish(exc)
+                end(handle, token, exc)
                 raise
-            finally:
-                if token is not None:
-                    undecide(token)
-            if handle is not None:
-                handle.finish(None)
+            end(handle, token, None)
             return result
 
         def async_wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
@@ -231,31 +277,16 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
         return async_wrapper
 
     def wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-        # settings_for(), inlined: this is the path every connect takes
-        if not live.on:
+        settings = settings_for(instance)
+        if settings is None:
             return wrapped(*args, **kwargs)
-        settings = current() if resolver is None else resolver(instance)
-        if settings is None or name not in settings.active:
-            return wrapped(*args, **kwargs)
-        handle = (
-            open_span(settings, instance, args, kwargs) if want_span and settings.spans else None
-        )
-        if handle is None and not tagging and target is None:
-            return wrapped(*args, **kwargs)  # a span-only layer with spans off
-        token = decide(settings) if tagging else None
+        handle, token, tag, args, kwargs = start(settings, instance, args, kwargs)
         try:
-            tag, args, kwargs = prepare(settings, instance, args, kwargs)
-            result = wrapped(*args, **kwargs)
-            result = finish(tag, instance, args, kwargs, result)
+            result = finish(tag, instance, args, kwargs, wrapped(*args, **kwargs))
         except BaseException as exc:
-            if handle is not None:
-                handle.finish(exc)
+            end(handle, token, exc)
             raise
-        finally:
-            if token is not None:
-                undecide(token)
-        if handle is not None:
-            handle.finish(None)
+        end(handle, token, None)
         return result
 
     return wrapper

@@ -23,11 +23,13 @@ cache keeps the value it was created with.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Tuple
 
+from ..merge import own_value
 from ..merge.spark import merge_user_part
 from ..spec import Integration, Patch, Tag
-from .spark_connect import CARRIER, MERGED
+from .spark_connect import CARRIER, EXPORTED, MERGED
 
 #: the first of Databricks Connect's own tokens after the app's part
 MARKER = "databricks-session"
@@ -56,6 +58,8 @@ def _merge(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Tuple[Any, Any]:
     else:
         return args, kwargs  # the spark_connect getter tags it
     app, own = split_app_part(str(current or ""))
+    if app and app == os.environ.get(EXPORTED):  # the launcher's export, not the app's
+        app = own_value(os.environ, "SPARK_CONNECT_USER_AGENT") or ""
     merged = merge_user_part(app, tag.ua.render(CARRIER), tag.mode, own) + own
     if len(args) > 1:
         args = (args[0], merged, *args[2:])

@@ -42,8 +42,9 @@ def tag_params(tag: Tag, params: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     libpq parameter names). The merge itself is cached
     (:func:`~ua_autotag.merge.libpq.merge_application_name`).
     """
-    existing = libpq_application_name(params, os.environ)
-    value = merge_application_name(existing, tag.value, tag.mode)
+    existing = libpq_application_name(params, os.environ)  # what libpq would send
+    caller = libpq_application_name(params, os.environ, own=True)  # the caller's own
+    value = merge_application_name(caller, tag.value, tag.mode)
     if telemetry.current() is not None:
         tag.note(value, *libpq_target(params))
     if value == existing:

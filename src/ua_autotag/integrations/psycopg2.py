@@ -19,6 +19,7 @@ import os
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 from .. import telemetry
+from ..merge import own_value
 from ..merge.libpq import merge_application_name
 from ..spec import Integration, Patch, Tag, argument, pool_pins, with_argument
 from .psycopg import DEFAULT_PORT
@@ -62,11 +63,15 @@ def _make_plan(dsn: str, ours: str, mode: str) -> Plan:
     env: Optional[str] = None
     if explicit is not None:
         existing: Optional[str] = str(explicit)
-    else:
+        caller = existing
+    else:  # libpq reads PGAPPNAME; the caller's own is the one before a launcher's export
         env = os.environ.get("PGAPPNAME")
+        own = own_value(os.environ, "PGAPPNAME")
         fallback = params.get("fallback_application_name")
-        existing = env if env is not None else (None if fallback is None else str(fallback))
-    value = merge_application_name(existing, ours, mode)
+        fallback = None if fallback is None else str(fallback)
+        existing = env if env is not None else fallback
+        caller = own if own is not None else fallback
+    value = merge_application_name(caller, ours, mode)
     host = params.get("host") or params.get("hostaddr")
     port = params.get("port")
     # None: libpq already sends exactly this (explicit, env or fallback); else psycopg2's

@@ -44,6 +44,7 @@ from typing import Any, Optional, Tuple
 
 from .. import telemetry
 from ..engine import attribution
+from ..merge import own_value
 from ..merge.spark import DEFAULT_USER_AGENT, merge_user_part
 from ..settings import Settings
 from ..spec import Integration, Patch, Tag
@@ -58,13 +59,20 @@ CAPTURED = "_ua_autotag_user_agent"
 MERGED = "_ua_autotag_merged"
 
 
-def caller_part(builder: Any) -> str:
-    """The user part as the client computes it (parameter > env > default)."""
+#: what the launcher exported as SPARK_CONNECT_USER_AGENT (ua_autotag.merge.exported)
+EXPORTED = "UA_AUTOTAG_EXPORTED_SPARK_CONNECT_USER_AGENT"
+
+
+def _params(builder: Any) -> Any:
     params = getattr(builder, "_params", None)
     if params is None:  # pyspark 3.5 keeps the connection parameters in ``params``
         params = getattr(builder, "params", None)
-    params = params or {}
-    value = params.get("user_agent")
+    return params or {}
+
+
+def caller_part(builder: Any) -> str:
+    """The user part as the client computes it (parameter > env > default)."""
+    value = _params(builder).get("user_agent")
     if value is None:
         value = os.environ.get("SPARK_CONNECT_USER_AGENT", DEFAULT_USER_AGENT)
     return str(value)
@@ -82,17 +90,28 @@ def _tag_user_agent(tag: Tag, builder: Any, args: Any, kwargs: Any, result: str)
     """``ChannelBuilder.userAgent`` getter: merge ours into the user part of ``result``."""
     if _own(builder, MERGED):
         return result
-    return merge_result(result, caller_part(builder), tag.value, tag.mode)
+    user = caller_part(builder)
+    return merge_result(result, user, _own_part(builder, user), tag.value, tag.mode)
+
+
+def _own_part(builder: Any, user: str) -> str:
+    """The caller's own user part: a ``SPARK_CONNECT_USER_AGENT`` the launcher exported
+    (with the process default in it) gives way to the one the caller had before."""
+    if os.environ.get(EXPORTED) != user or _params(builder).get("user_agent") is not None:
+        return user
+    own = own_value(os.environ, "SPARK_CONNECT_USER_AGENT")
+    return DEFAULT_USER_AGENT if own is None else own
 
 
 @functools.lru_cache(maxsize=256)  # per request, the same few values: cache the whole step
-def merge_result(result: str, user: str, ours: str, mode: str) -> str:
-    """The user agent ``result`` (whose user part is ``user``) with ``ours`` merged in."""
+def merge_result(result: str, user: str, own: str, ours: str, mode: str) -> str:
+    """The user agent ``result`` (whose user part is ``user``, the caller's own part
+    ``own``) with ``ours`` merged in."""
     if result.startswith(user + " "):
         rest = result[len(user) :]
     else:  # a subclass with its own layout: treat the whole value as the caller's
-        user, rest = result, ""
-    merged = merge_user_part(user, ours, mode)
+        user, own, rest = result, result, ""
+    merged = merge_user_part(own, ours, mode)
     return merged + rest if merged != user else result
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, Optional
+    from typing import Dict, Mapping, Optional
 
-__all__ = ["CARRIERS", "Carrier", "debug"]
+__all__ = ["CARRIERS", "Carrier", "debug", "exported", "own_value"]
 
 
 class Carrier:
@@ -41,6 +41,32 @@ CARRIERS: Dict[str, Carrier] = {
         Carrier("spark_connect", "Spark Connect client user agent", 2048),
     )
 }
+
+
+def exported(environ: Dict[str, str], var: str, value: str) -> None:
+    """Set ``var`` (``PGAPPNAME``...) to ``value`` for a launched child, remembering the
+    caller's own value so that the child's Python clients merge with that, not with ours
+    (a product's connection must carry its value alone, not the default's next to it).
+    """
+    original = own_value(environ, var)
+    if original is None:
+        environ.pop(f"UA_AUTOTAG_ORIGINAL_{var}", None)
+    else:
+        environ[f"UA_AUTOTAG_ORIGINAL_{var}"] = original
+    environ[f"UA_AUTOTAG_EXPORTED_{var}"] = value
+    environ[var] = value
+
+
+def own_value(environ: Mapping[str, str], var: str) -> Optional[str]:
+    """The caller's own value of ``var``: what it was before a launcher exported ours.
+
+    A value the application set itself (different from what the launcher exported) is
+    the application's.
+    """
+    value = environ.get(var)
+    if value is not None and environ.get(f"UA_AUTOTAG_EXPORTED_{var}") == value:
+        return environ.get(f"UA_AUTOTAG_ORIGINAL_{var}")
+    return value
 
 
 def debug(message: str, *args: object) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Mapping, Optional, Tuple
 
-from . import debug
+from . import debug, own_value
 
 __all__ = [
     "APPLICATION_NAME_LIMIT",
@@ -92,18 +92,21 @@ def _merge_application_name(
     return (f"{user_part} {ours}" if user_part else ours), cut
 
 
-def libpq_application_name(params: Mapping[str, Any], environ: Mapping[str, str]) -> Optional[str]:
+def libpq_application_name(
+    params: Mapping[str, Any], environ: Mapping[str, str], own: bool = False
+) -> Optional[str]:
     """The ``application_name`` libpq would send for ``params``, without us.
 
     libpq's precedence: an explicit ``application_name`` (keyword, conninfo or URI;
     an explicit empty value counts and hides the environment) beats ``PGAPPNAME``,
-    which beats ``fallback_application_name``. This is the caller's value for the
-    merge, wherever it came from. (A service file entry is not read: see the README.)
+    which beats ``fallback_application_name``. With ``own``, a ``PGAPPNAME`` the
+    launcher exported counts as the caller's original one: that is the caller's value
+    for the merge. (A service file entry is not read: see the README.)
     """
     value = params.get("application_name")
     if value is not None:
         return str(value)
-    env = environ.get("PGAPPNAME")
+    env = own_value(environ, "PGAPPNAME") if own else environ.get("PGAPPNAME")
     if env is not None:
         return env
     fallback = params.get("fallback_application_name")

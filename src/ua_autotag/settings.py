@@ -25,6 +25,7 @@ __all__ = [
     "ENV",
     "MODES",
     "OPTIONS",
+    "VALUE_OPTIONS",
     "ConfigurationError",
     "Option",
     "Settings",

@@ -124,6 +124,8 @@ class UserAgent:
         """Parse ``"AcmePartner_DatEngProduct/3.5"`` (the version is optional)."""
         if not isinstance(text, str):
             raise InvalidUserAgent(f"User-Agent must be a string: {text!r}")
+        if not text:
+            raise InvalidUserAgent(f"User-Agent must not be empty: {text!r}")
         if len(text) > MAX_LENGTH:
             raise InvalidUserAgent(
                 f"User-Agent must be at most {MAX_LENGTH} characters "

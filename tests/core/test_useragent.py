@@ -114,3 +114,10 @@ def test_anything_accepted_is_safe_for_every_carrier(text: str) -> None:
 def test_valid_parts_always_parse_back(isv: str, product: str, version: str | None) -> None:
     ua = UserAgent(isv, product, version)
     assert UserAgent.parse(str(ua)) == ua
+
+
+def test_empty_value_names_the_rule() -> None:
+    with pytest.raises(InvalidUserAgent, match="must not be empty: ''"):
+        UserAgent.parse("")
+    with pytest.raises(InvalidUserAgent, match="user_agent: User-Agent must not be empty"):
+        __import__("ua_autotag").instrument("")

@@ -97,7 +97,9 @@ def _carriers(settings: Optional[Settings]) -> List[Dict[str, Any]]:
 
 def _patch_label(patch: Any) -> str:
     kind = " (essential)" if patch.essential else " (optional)" if patch.optional else ""
-    return f"{patch.module}.{patch.path}{kind}"
+    role = {"create": " [pins its creator]", "use": " [connects as its pin]"}.get(patch.pin, "")
+    when = f" (when {patch.when} is imported)" if patch.when else ""
+    return f"{patch.module}.{patch.path}{role}{kind}{when}"
 
 
 def _integration(name: str, settings: Optional[Settings], live: Any) -> Dict[str, Any]:

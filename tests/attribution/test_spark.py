@@ -47,8 +47,23 @@ def user_parts(peer: SparkConnectPeer, spark: Any) -> List[str]:
     return parts
 
 
+def quiet(peer: SparkConnectPeer) -> None:
+    """Wait until the peer got nothing for 0.3 s: pyspark sends the ``ReleaseExecute`` of an
+    action from a background thread, after the action returned."""
+    import time
+
+    seen, still = -1, 0.0
+    while still < 0.3:
+        count = len(peer.requests)
+        if count != seen:
+            seen, still = count, 0.0
+        time.sleep(0.05)
+        still += 0.05
+
+
 def act(peer: SparkConnectPeer, spark: Any, runner: Any = None) -> List[str]:
     """Run a real action (through ``runner``, e.g. another module or thread); the parts sent."""
+    quiet(peer)
     peer.clear()
     if runner is None:
         assert spark.range(2).collect()[1].id == 1
@@ -113,6 +128,7 @@ def test_retarget_reaches_a_session_made_before(
     spark = world.acme.spark_session(spark_peer.url)
     sessions.append(spark)
     assert single(act(spark_peer, spark)) == ACME
+    quiet(spark_peer)  # the first action's last request left before the re-target
     ua_autotag.instrument(ACME_36, packages=["acme_dateng"], rest_hosts=["127.0.0.1"])
     assert single(act(spark_peer, spark)) == ACME_36
 

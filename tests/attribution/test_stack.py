@@ -106,7 +106,8 @@ def test_thread_whose_stack_has_no_product_frame_follows_its_own_stack(
 ) -> None:
     """A thread started by a product but running only customer code is the customer's:
     the stack rule looks at the connecting thread's own stack (not at who started it)."""
-    assert world.acme.bare_thread(world.customer.psycopg_name_to, pg_dsn) == untouched(world.default)
+    customer = world.customer.psycopg_name_to
+    assert world.acme.bare_thread(customer, pg_dsn) == untouched(world.default)
     assert world.customer.bare_thread(world.globex.psycopg_name_to, pg_dsn) == GLOBEX
 
 

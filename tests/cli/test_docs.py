@@ -12,6 +12,7 @@ from ua_autotag.catalog import CATALOG
 from ua_autotag.engine.patcher import load_spec
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+CLIENTS = Path(__file__).resolve().parents[2] / "docs" / "clients.md"
 
 
 def _section(title: str) -> str:
@@ -52,7 +53,7 @@ def test_readme_supported_versions_match_the_catalog_and_specs() -> None:
 
 
 def test_psql_under_the_launcher_reports_the_tag_alone(pg_dsn: str) -> None:
-    """README: psql reports the tag, not ``psql <tag>``: libpq prefers PGAPPNAME to the
+    """docs/clients.md: psql reports the tag, not ``psql <tag>``: libpq prefers PGAPPNAME to the
     ``fallback_application_name=psql`` psql passes."""
     psql = ["psql", "-X", "-h", pg.HOST, "-p", str(pg.PORT), "-U", pg.USER, "-d", pg.DBNAME,
             "-Atc", pg.APPLICATION_NAME_SQL]
@@ -63,6 +64,6 @@ def test_psql_under_the_launcher_reports_the_tag_alone(pg_dsn: str) -> None:
     proc = cli("run", "--user-agent", UA, *psql)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == UA
-    text = README.read_text(encoding="utf-8")
+    text = CLIENTS.read_text(encoding="utf-8")
     assert f"psql reports\n`{UA}`" in text
     assert f"`psql {UA}`" not in text

@@ -132,3 +132,30 @@ def test_no_import_time_crash_when_clients_are_missing(tmp_path: Path) -> None:
     assert sorted(out["import_errors"]) == sorted(names)
     assert out["states"] == ["waiting"]
     assert "Traceback" not in result.stderr
+
+
+def test_one_missing_target_leaves_the_intact_paths_tagged(tmp_path: Path, pg_dsn: str) -> None:
+    """``AsyncConnection.connect`` gone (a psycopg "next"): sync connections are still
+    tagged, one warning names what is missing, status says partial."""
+    result = _run(
+        f"""
+        import asyncio, json, psycopg
+        del psycopg.AsyncConnection.connect
+        import ua_autotag
+        ua_autotag.instrument({UA!r}, spans=False)
+        with psycopg.connect({pg.DSN!r}) as conn:
+            app = conn.execute({pg.APPLICATION_NAME_SQL!r}).fetchone()[0]
+        row = ua_autotag.status()["psycopg"]
+        print(json.dumps({{"app": app, "state": row.state, "missing": list(row.missing)}}))
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out == {
+        "app": UA,
+        "state": "partial",
+        "missing": ["psycopg.AsyncConnection.connect"],
+    }
+    warnings = [line for line in result.stderr.splitlines() if "ua_autotag" in line]
+    assert len(warnings) == 1 and "psycopg.AsyncConnection.connect" in warnings[0]

@@ -65,6 +65,45 @@ def customer_code_calling_everything(rows):  # type: ignore[no-untyped-def]
         )
 
 
+class Payload:
+    """Stands for what a customer's function carries by value (a model, a lookup table)."""
+
+
+PAYLOAD = Payload()
+
+
+def customer_task_with_payload(rows):  # type: ignore[no-untyped-def]
+    """Customer code (by value, with its own copy of PAYLOAD in each task) opening a
+    connection in a worker where products are registered. Counts how many earlier
+    tasks' payloads this worker process still keeps alive once they are done."""
+    import gc
+    import weakref
+
+    import psycopg
+    from pyspark import TaskContext
+
+    list(rows)
+    acme_dateng.jobs.CODE  # noqa: B018  (the product is registered in this worker)
+    with psycopg.connect(os.environ["UA_SPARK_TEST_PG_DSN"]) as conn:
+        conn.execute("SELECT 1")
+    # kept across tasks in a module of the worker (this function's globals are per task)
+    refs = vars(customer_pipeline).setdefault("_payload_refs", [])
+    gc.collect()
+    earlier_alive = sum(ref() is not None for ref in refs)
+    refs.append(weakref.ref(PAYLOAD))
+    yield json.dumps(
+        {
+            "code": "customer payload task",
+            "where": "payload",
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "partition": TaskContext.get().partitionId(),
+            "earlier_tasks": len(refs) - 1,
+            "earlier_payloads_alive": earlier_alive,
+        }
+    )
+
+
 def main(out: str) -> None:
     spark = (
         SparkSession.builder.master("local[2]")
@@ -97,6 +136,11 @@ def main(out: str) -> None:
     # the same closure once the workers have imported acme_dateng (reuse: same processes)
     closure = acme_dateng.jobs.closure_probe("closure, registered")
     observations += [json.loads(s) for s in rdd.mapPartitions(closure).collect()]
+    # customer tasks carrying data by value: nothing of theirs outlives them in a worker
+    for _ in range(4):
+        observations += [
+            json.loads(s) for s in rdd.mapPartitions(customer_task_with_payload).collect()
+        ]
     spark.stop()
     with open(out, "w") as f:
         json.dump({"driver_pid": os.getpid(), "observations": observations}, f)

@@ -265,103 +265,113 @@ def _version_from(distribution: str, source: str) -> str:
 def resolve(
     user_agent: Union[str, UserAgent, None] = None,
     *,
-    isv: Optional[str] = None,
-    product: Optional[str] = None,
-    version: Optional[str] = None,
-    version_from: Optional[str] = None,
-    packages: Optional[Iterable[str]] = None,
-    integrations: Optional[Iterable[str]] = None,
-    disabled: Iterable[str] = (),
-    mode: Optional[str] = None,
-    spans: Optional[bool] = None,
-    strict: Optional[bool] = None,
-    rest_hosts: Optional[Iterable[str]] = None,
     environ: Optional[Mapping[str, str]] = None,
     labels: Optional[Mapping[str, str]] = None,
     origin: Optional[str] = None,
+    **options: Any,
 ) -> Settings:
-    """Merge arguments over the environment into :class:`Settings`.
+    """Merge the options of :data:`OPTIONS` over the environment into :class:`Settings`.
 
-    Explicit arguments win. A product (``packages`` given) takes its value from the
-    arguments only (``UA_AUTOTAG_USER_AGENT`` is the process default's), its behaviour
-    options from arguments, then the environment. ``labels`` names the arguments in
-    messages and sources (the CLI passes its option names). Raises
-    :class:`InvalidUserAgent` for a bad value and :class:`ConfigurationError` for
-    anything else, naming the argument or variable.
+    ``options`` are ``instrument()``'s keywords (declared once, in :data:`OPTIONS`).
+    Explicit options win. A product (``packages`` given) takes its value from the
+    options only (``UA_AUTOTAG_USER_AGENT`` is the process default's), its behaviour
+    from options, then the environment. ``labels`` names the options in messages and
+    sources (the CLI passes its flags). Raises :class:`InvalidUserAgent` for a bad value
+    and :class:`ConfigurationError` for anything else, naming the option or variable.
     """
-    env = os.environ if environ is None else environ
-    names = dict(labels or {})
-    sources: Dict[str, str] = {}
-
-    def arg_label(key: str) -> str:
-        return names.get(key, key)
-
-    def pick(arg: Any, key: str, var: str) -> Tuple[Any, Optional[str], str]:
-        if arg is not None:
-            return arg, names.get(key, "argument"), arg_label(key)
-        if var in env:
-            return env[var], f"env {var}", var
-        return None, None, var
-
-    product_packages = _packages(packages)
+    unknown = sorted(set(options) - {o.name for o in OPTIONS})
+    if unknown:
+        raise TypeError(f"resolve() got unknown options: {', '.join(unknown)}")
+    given = _Given(options, environ, labels)
+    packages = _packages(options.get("packages"))
     ua = _resolve_user_agent(
-        user_agent, isv, product, version, version_from, env, sources, names, product_packages
+        user_agent,
+        options.get("isv"),
+        options.get("product"),
+        options.get("version"),
+        options.get("version_from"),
+        given.env,
+        given.sources,
+        given.names,
+        packages,
     )
-
-    raw_mode, src, where = pick(mode, "mode", "UA_AUTOTAG_MODE")
-    mode_value = "append" if raw_mode is None else str(raw_mode).strip().lower()
-    if mode_value not in MODES:
-        raise ConfigurationError(f"{where} must be one of {', '.join(MODES)}: {raw_mode!r}")
-    sources["mode"] = src or "default"
-
-    flags = {}
-    for key, arg, default in (("spans", spans, True), ("strict", strict, False)):
-        raw, src, where = pick(arg, key, f"UA_AUTOTAG_{key.upper()}")
-        if raw is None:
-            flags[key] = default
-        elif isinstance(raw, bool):
-            flags[key] = raw
-        else:
-            flags[key] = _parse_bool(where, str(raw))
-        sources[key] = src or "default"
-
-    disabled_set = frozenset(d.strip().lower() for d in disabled if d.strip())
-    sources["disabled"] = names.get("disabled", "argument") if disabled_set else "default"
-    if env.get("UA_AUTOTAG_DISABLED_INTEGRATIONS", "").strip():
-        disabled_set |= _parse_list(env["UA_AUTOTAG_DISABLED_INTEGRATIONS"])
-        sources["disabled"] = (
-            "env UA_AUTOTAG_DISABLED_INTEGRATIONS"
-            if sources["disabled"] == "default"
-            else f"{sources['disabled']} + env UA_AUTOTAG_DISABLED_INTEGRATIONS"
-        )
-    only = None if integrations is None else frozenset(i.strip().lower() for i in integrations)
-    _check_names(disabled_set - {"all"}, "disabled integrations", runtimes=True)
-    if only is not None:
-        _check_names(only, "integrations")
-        sources["integrations"] = names.get("integrations", "argument")
-
-    raw_hosts, src, _ = pick(
-        None if rest_hosts is None else ",".join(rest_hosts), "rest_hosts", "UA_AUTOTAG_REST_HOSTS"
-    )
-    hosts = tuple(sorted(_parse_list(raw_hosts))) if raw_hosts else ()
-    sources["rest_hosts"] = src or "default"
-    if product_packages:
-        sources["packages"] = names.get("packages", "argument")
-
+    mode = given.choice("mode", "UA_AUTOTAG_MODE", MODES)
+    spans = given.flag("spans", "UA_AUTOTAG_SPANS", True)
+    strict = given.flag("strict", "UA_AUTOTAG_STRICT", False)
+    disabled, only = given.integrations()
+    hosts = given.hosts()
+    if packages:
+        given.sources["packages"] = given.names.get("packages", "argument")
     settings = Settings(
-        user_agent=ua,
-        mode=mode_value,
-        spans=flags["spans"],
-        strict=flags["strict"],
-        integrations=only,
-        disabled=disabled_set,
-        rest_hosts=hosts,
-        sources=sources,
-        packages=product_packages,
-        origin=origin,
+        ua, mode, spans, strict, only, disabled, hosts, given.sources, packages, origin
     )
-    check_carriers(ua, settings, _value_label(sources.get("user_agent", "")))
+    check_carriers(ua, settings, _value_label(given.sources.get("user_agent", "")))
     return settings
+
+
+class _Given:
+    """The options one :func:`resolve` call got, over the environment, with their sources."""
+
+    def __init__(
+        self,
+        options: Mapping[str, Any],
+        environ: Optional[Mapping[str, str]],
+        labels: Optional[Mapping[str, str]],
+    ) -> None:
+        self.options = options
+        self.env: Mapping[str, str] = os.environ if environ is None else environ
+        self.names: Dict[str, str] = dict(labels or {})
+        self.sources: Dict[str, str] = {}
+
+    def pick(self, key: str, var: str) -> Tuple[Any, str]:
+        """(raw value or None, how to name it in an error); records the source."""
+        arg = self.options.get(key)
+        if arg is not None:
+            self.sources[key] = self.names.get(key, "argument")
+            return arg, self.names.get(key, key)
+        if var in self.env:
+            self.sources[key] = f"env {var}"
+            return self.env[var], var
+        self.sources[key] = "default"
+        return None, var
+
+    def choice(self, key: str, var: str, allowed: Tuple[str, ...]) -> str:
+        raw, where = self.pick(key, var)
+        value = allowed[0] if raw is None else str(raw).strip().lower()
+        if value not in allowed:
+            raise ConfigurationError(f"{where} must be one of {', '.join(allowed)}: {raw!r}")
+        return value
+
+    def flag(self, key: str, var: str, default: bool) -> bool:
+        raw, where = self.pick(key, var)
+        if raw is None:
+            return default
+        return raw if isinstance(raw, bool) else _parse_bool(where, str(raw))
+
+    def integrations(self) -> Tuple[FrozenSet[str], Optional[FrozenSet[str]]]:
+        """(disabled, only): the option's names plus the environment's, both checked."""
+        disabled = frozenset(
+            d.strip().lower() for d in self.options.get("disabled") or () if d.strip()
+        )
+        source = self.names.get("disabled", "argument") if disabled else "default"
+        var = "UA_AUTOTAG_DISABLED_INTEGRATIONS"
+        if self.env.get(var, "").strip():
+            disabled |= _parse_list(self.env[var])
+            source = f"env {var}" if source == "default" else f"{source} + env {var}"
+        self.sources["disabled"] = source
+        _check_names(disabled - {"all"}, "disabled integrations", runtimes=True)
+        raw = self.options.get("integrations")
+        only = None if raw is None else frozenset(i.strip().lower() for i in raw)
+        if only is not None:
+            _check_names(only, "integrations")
+            self.sources["integrations"] = self.names.get("integrations", "argument")
+        return disabled, only
+
+    def hosts(self) -> Tuple[str, ...]:
+        raw, _ = self.pick("rest_hosts", "UA_AUTOTAG_REST_HOSTS")
+        if raw is not None and not isinstance(raw, str):
+            raw = ",".join(raw)  # a list from the API, a comma list from elsewhere
+        return tuple(sorted(_parse_list(raw))) if raw else ()
 
 
 def _value_label(source: str) -> str:

@@ -132,9 +132,8 @@ def test_spark_merge_changed_value_or_mode_misses() -> None:
         merge_result(result, "app", "app", OTHER, "append")
         == f"app {OTHER} spark/4.0.0 os/linux python/3.11.7"
     )
-    assert (
-        merge_result(result, "app", "app", OURS, "replace") == f"{OURS} spark/4.0.0 os/linux python/3.11.7"
-    )
+    replaced = merge_result(result, "app", "app", OURS, "replace")
+    assert replaced == f"{OURS} spark/4.0.0 os/linux python/3.11.7"
     assert merge_result(result, "app", "app", OURS, "keep") == result
     assert _misses(merge_result) == before + 3
 

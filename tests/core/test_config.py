@@ -196,12 +196,15 @@ def test_settings_is_exported_lazily() -> None:
 
 
 def test_options_are_declared_once() -> None:
-    """instrument()'s keywords are exactly settings.OPTIONS, in order; so is resolve()'s."""
+    """instrument()'s keywords are exactly settings.OPTIONS, in order; resolve() takes
+    those and nothing else."""
     import inspect
 
     from ua_autotag import settings
 
     names = [o.name for o in settings.OPTIONS]
     assert list(inspect.signature(ua_autotag.instrument).parameters) == names
-    assert [p for p in inspect.signature(settings.resolve).parameters][: len(names)] == names
+    assert resolve(UA, **{n: None for n in names[1:] if n != "disabled"}).user_agent.text == UA
+    with pytest.raises(TypeError, match="unknown options: colour"):
+        resolve(UA, colour="blue")
     assert {o.env for o in settings.OPTIONS if o.env} <= set(settings.ENV)

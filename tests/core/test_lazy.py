@@ -85,8 +85,9 @@ def test_engine_loads_when_the_client_is_imported(pg_dsn: str) -> None:
     [
         "import psycopg2, ua_autotag; ua_autotag.instrument(UA)",  # client first
         "import ua_autotag; ua_autotag.instrument(UA); import psycopg2",  # client after
-        "import ua_autotag, importlib; ua_autotag.instrument(UA); importlib.import_module('psycopg2')",
-        "import ua_autotag, importlib; ua_autotag.instrument(UA); __import__('psycopg2.extras')",
+        "import ua_autotag, importlib; ua_autotag.instrument(UA); "
+        "importlib.import_module('psycopg2')",
+        "import ua_autotag; ua_autotag.instrument(UA); __import__('psycopg2.extras')",
     ],
     ids=["before", "after", "import_module", "submodule-first"],
 )
@@ -181,7 +182,8 @@ def test_watched_module_keeps_its_real_loader() -> None:
         import ua_autotag
         ua_autotag.instrument({UA!r})
         import psycopg2
-        print(json.dumps([type(psycopg2.__loader__).__name__, type(psycopg2.__spec__.loader).__name__]))
+        loaders = [psycopg2.__loader__, psycopg2.__spec__.loader]
+        print(json.dumps([type(loader).__name__ for loader in loaders]))
         """
     )
     assert out == ["SourceFileLoader", "SourceFileLoader"]

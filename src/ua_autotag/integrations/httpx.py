@@ -17,7 +17,7 @@ from typing import Any, Dict, Tuple
 
 from ..engine.attribution import for_object
 from ..hosts import rules_for
-from ..merge.http import copy_with_header, merge_rest_user_agent
+from ..merge.http import tagged_request
 from ..spec import Integration, Patch, Tag, argument, with_argument
 
 
@@ -28,12 +28,8 @@ def _tag_request(
     host = request.url.host
     if not rules_for(tag.settings).match(host):
         return args, kwargs
-    existing = request.headers.get("User-Agent")
-    merged = merge_rest_user_agent(existing, tag.value, tag.mode)
-    if merged == existing:
-        return args, kwargs
-    sent = copy_with_header(request, "User-Agent", merged)
-    return with_argument(args, kwargs, 0, "request", sent)
+    sent = tagged_request(request, tag.value, tag.mode)
+    return (args, kwargs) if sent is None else with_argument(args, kwargs, 0, "request", sent)
 
 
 INTEGRATION = Integration(

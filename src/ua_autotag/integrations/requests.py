@@ -19,7 +19,7 @@ from typing import Any, Dict, Tuple
 
 from ..engine.attribution import for_object
 from ..hosts import rules_for
-from ..merge.http import copy_with_header, merge_rest_user_agent
+from ..merge.http import tagged_request
 from ..spec import Integration, Patch, Tag, argument, with_argument
 
 
@@ -30,16 +30,8 @@ def _tag_request(
     url = getattr(request, "url", None)
     if not isinstance(url, str) or not rules_for(tag.settings).match_url(url):
         return args, kwargs
-    existing = request.headers.get("User-Agent")
-    if existing is not None and not isinstance(existing, str):
-        if not isinstance(existing, bytes):
-            return args, kwargs
-        existing = existing.decode("latin-1")
-    merged = merge_rest_user_agent(existing, tag.value, tag.mode)
-    if merged == existing:
-        return args, kwargs
-    sent = copy_with_header(request, "User-Agent", merged)
-    return with_argument(args, kwargs, 0, "request", sent)
+    sent = tagged_request(request, tag.value, tag.mode)
+    return (args, kwargs) if sent is None else with_argument(args, kwargs, 0, "request", sent)
 
 
 INTEGRATION = Integration(

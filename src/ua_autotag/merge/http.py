@@ -17,6 +17,7 @@ __all__ = [
     "copy_with_header",
     "merge_rest_user_agent",
     "merge_sdk_header",
+    "tagged_request",
 ]
 
 #: User-Agent tokens of Databricks clients that carry our value through their own
@@ -49,6 +50,21 @@ def merge_rest_user_agent(existing: Optional[str], ours: str, mode: str) -> str:
         if mode == "keep" and " " not in existing and existing.startswith(HTTP_LIBRARY_DEFAULTS):
             mode = "append"
     return merge_tokens(existing, ours, mode)
+
+
+def tagged_request(request: Any, ours: str, mode: str) -> Any:
+    """A copy of ``request`` whose ``User-Agent`` carries ours, or None to send it as is.
+
+    For the REST clients' request objects (requests' ``PreparedRequest``, httpx's
+    ``Request``): a header that is neither text nor bytes is not ours to touch.
+    """
+    existing = request.headers.get("User-Agent")
+    if isinstance(existing, bytes):
+        existing = existing.decode("latin-1")
+    elif existing is not None and not isinstance(existing, str):
+        return None
+    merged = merge_rest_user_agent(existing, ours, mode)
+    return None if merged == existing else copy_with_header(request, "User-Agent", merged)
 
 
 def copy_with_header(message: Any, name: str, value: str) -> Any:

@@ -10,10 +10,9 @@ PostgreSQL. Every assertion is on what the *server* recorded (``pg_stat_activity
 
 Three Spark applications (one driver subprocess, JVM and SparkSession each, shared by the
 tests of this module): no process default; ``UA_AUTOTAG_USER_AGENT`` in the environment of
-the driver (hence of the JVM and the workers); the driver under ``ua-autotag run``. Known gaps
-are strict xfails (they turn red once fixed): a product closure shipped by value to a
-worker that never imported the product; a reused worker keeping finished tasks' by-value
-globals alive (the stack walk's per-namespace cache).
+the driver (hence of the JVM and the workers); the driver under ``ua-autotag run``. The known
+gap is a strict xfail (it turns red once fixed): a product closure shipped by value to a
+worker that never imported the product.
 
 Runs under ``nox -s sparkworkers`` (full pyspark + Java); skips in the main ``tests``
 session, which has only ``pyspark-client``.
@@ -379,16 +378,6 @@ def test_identical_code_in_product_and_customer_module(run: Run) -> None:
     assert set(run.names("customer_twin", "called from customer code")) == {_default(run)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "engine.attribution.from_stack caches (namespace, product) per id(frame.f_globals) "
-        "and holds the namespace; cloudpickle gives every by-value function a new globals "
-        "dict per task, so a reused worker keeps every earlier task's by-value globals "
-        "(the customer's model / lookup table) alive, up to 8192 entries"
-    ),
-)
 def test_worker_keeps_nothing_of_finished_customer_tasks(run: Run) -> None:
     tasks = [o for o in run.observations if o["where"] == "payload"]
     assert len(tasks) == 16

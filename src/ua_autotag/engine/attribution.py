@@ -14,8 +14,8 @@ pin). The answer, in order:
 
 All of it is one immutable :class:`State` snapshot, replaced (never mutated) when a
 product registers or leaves, so a reader needs no lock. The frame walk caches, per module
-namespace, which product (if any) it belongs to: after the first connect from a module
-it costs one identity check per frame and one dict lookup per module on the stack.
+name, which product (if any) it belongs to: after the first connect from a module it
+costs one identity check per frame and one dict lookup per module on the stack.
 Imported by ``instrument()``: standard library only, nothing heavy.
 """
 
@@ -80,8 +80,8 @@ class State:
         self.default = default
         self.products = products
         self.by_package: Dict[str, Product] = {p: prod for prod in products for p in prod.packages}
-        #: id(module namespace) -> (that namespace, its product or None)
-        self.module_cache: Dict[int, Tuple[Dict[str, Any], Optional[Product]]] = {}
+        #: module name -> its product (None: no product's)
+        self.module_cache: Dict[Any, Optional[Product]] = {}
 
     def product_of_module(self, module: Optional[str]) -> Optional[Product]:
         """The product owning ``module`` (longest registered package prefix wins)."""
@@ -127,9 +127,10 @@ def products() -> Tuple[Product, ...]:
 def from_stack(st: State, depth: int = 2) -> Optional[Product]:
     """The product of the innermost frame (from ``depth`` up) in a registered package.
 
-    Cached per module namespace (a frame's ``f_globals``), by identity: code objects
-    will not do, two byte-identical functions in two modules compare equal. Consecutive
-    frames of one module (a library's internals, recursion) cost an identity check.
+    Cached per module name (a string: nothing of the application is kept alive, and
+    byte-identical functions of two modules are told apart, which a code-object key
+    would not do). Consecutive frames of one module (a library's internals, recursion)
+    cost an identity check.
     """
     cache = st.module_cache
     frame: Any = _getframe(depth)
@@ -138,14 +139,18 @@ def from_stack(st: State, depth: int = 2) -> Optional[Product]:
         namespace = frame.f_globals
         if namespace is not last:
             last = namespace
-            entry = cache.get(id(namespace))
-            if entry is None or entry[0] is not namespace:
-                entry = (namespace, st.product_of_module(namespace.get("__name__")))
+            name = namespace.get("__name__")
+            try:
+                product = cache[name]
+            except KeyError:
+                product = st.product_of_module(name)
                 if len(cache) >= _CACHE_MAX:
                     cache.clear()
-                cache[id(namespace)] = entry
-            if entry[1] is not None:
-                return entry[1]
+                cache[name] = product
+            except TypeError:  # a namespace whose __name__ is not hashable
+                product = None
+            if product is not None:
+                return product
         frame = frame.f_back
     return None
 

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from harness import UA, Output, arguments, clean_env, compare
 
@@ -125,10 +125,57 @@ def main() -> None:
         "python -c 'import wrapt' (context)": "the floor of any wrapt-based activation "
         "(wrapt 2.x imports asyncio and importlib.metadata)",
     }
+    targets["python -c 'import ua_autotag' (env set)"] = (
+        "<= bare + 5 ms (issue 16 §1)", lambda r: r.diff_median <= 5 * ms)
     os.environ.pop("UA_AUTOTAG_USER_AGENT", None)
-    out.emit(compare("launcher", "start-up of `-c pass`", samples, "python -c pass", 1,
-                     targets, notes), "== launcher: process start-up, wall clock")
+    rows = compare("launcher", "start-up of `-c pass`", samples, "python -c pass", 1,
+                   targets, notes)
+    out.emit(rows, "== launcher: process start-up, wall clock")
+    cli = tool("ua-autotag")
+    if cli is not None:
+        imports = launcher_imports(cli)
+        out.extra["launcher_imports"] = imports
+        print("== launcher: what the `ua-autotag run` process itself imports (-X importtime, "
+              "child is /bin/true), top cumulative:", flush=True)
+        for line in imports["top"]:
+            print(f"  {line}", flush=True)
+        print(f"  {imports['count']} modules; of the heavy ones: "
+              f"{', '.join(imports['heavy']) or 'none'}", flush=True)
+        for row in rows:
+            if row.variant.startswith("ua-autotag run"):
+                row.note = (f"launcher process imports {imports['count']} modules (top "
+                            f"cumulative: {'; '.join(imports['top'][:4])}); heavy: "
+                            f"{', '.join(imports['heavy']) or 'none'}")
     out.save()
+
+
+HEAVY = ("wrapt", "logging", "asyncio", "importlib.metadata", "packaging", "opentelemetry",
+         "argparse", "json", "subprocess", "typing", "re")
+
+
+def launcher_imports(cli: str) -> Dict[str, Any]:
+    """The launcher's own imports: ``-X importtime`` with a non-Python child (``true``).
+
+    The console script's interpreter prints every import it makes to stderr; the child
+    (``/bin/true``) prints nothing, so this is the launcher process alone.
+    """
+    env = clean_env(PYTHONPROFILEIMPORTTIME="1")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    true = shutil.which("true") or "/bin/true"
+    done = subprocess.run([cli, "run", "--user-agent", UA, true], env=env,
+                          capture_output=True, text=True, check=False)
+    rows = []
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _self_us, cumulative, name = line.split(":", 1)[1].split("|")
+        rows.append((int(cumulative), name.rstrip()))
+    names = [n.strip() for _, n in rows]
+    # top-level imports only (nested ones are indented under their importer)
+    top = sorted((r for r in rows if not r[1].startswith("  ")), reverse=True)[:8]
+    heavy = [h for h in HEAVY if h in names]
+    return {"count": len(rows), "top": [f"{n.strip()} {c / 1000:.1f} ms" for c, n in top],
+            "heavy": heavy, "returncode": done.returncode}
 
 
 if __name__ == "__main__":

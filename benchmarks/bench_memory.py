@@ -51,6 +51,86 @@ def growth(fn: Callable[[], Any], calls: int, warm: int = 2000) -> Dict[str, Any
             "second_half_bytes": net(snaps[1], snaps[2]), "top": top}
 
 
+DISTINCT = 400  # > every per-connect cache's bound (256): the caches fill and churn
+
+
+def caches_full(calls: int) -> Dict[str, Any]:
+    """Our per-connect caches full and churning: ``calls`` connects over 400 distinct
+    inputs each (psycopg2 DSNs, pyodbc connection strings, REST User-Agents, JDBC
+    URLs), more than any cache holds, so every cache is full from the warm-up on and
+    keeps evicting. The second half must not grow.
+    """
+    import itertools
+
+    import psycopg2
+
+    import cases
+
+    ua_autotag.uninstrument()
+    made = [cases._psycopg2(), cases._pyodbc(), cases._jaydebeapi()]
+    ua_autotag.instrument(UA, integrations=["psycopg2", "pyodbc", "jaydebeapi", "requests"],
+                          spans=False)
+    import jaydebeapi
+    import pyodbc
+
+    from ua_autotag.merge.http import merge_rest_user_agent
+
+    dsns = [f"host=127.0.0.1 port=5432 user=postgres dbname=test application_name=app{i}"
+            for i in range(DISTINCT)]
+    odbc = [f"Driver=Simba Spark ODBC Driver;Host=adb-{i}.2.azuredatabricks.net;Port=443;"
+            f"UID=token;PWD=dapi{i}" for i in range(DISTINCT)]
+    urls = [f"jdbc:databricks://adb-{i}.azuredatabricks.net:443/default;UserAgentEntry=a{i}"
+            for i in range(DISTINCT)]
+    agents = [f"app/{i}" for i in range(DISTINCT)]
+    index = itertools.cycle(range(DISTINCT))
+
+    def one() -> None:
+        i = next(index)
+        psycopg2.connect(dsns[i])
+        pyodbc.connect(odbc[i])
+        jaydebeapi._jdbc_connect("Driver", urls[i], None, None, None)
+        merge_rest_user_agent(agents[i], UA, "append")
+
+    try:
+        assert UA in psycopg2.connect(dsns[0]) and UA in pyodbc.connect(odbc[0])
+        result = peaks(one, calls // 4, warm=2 * DISTINCT)
+    finally:
+        ua_autotag.uninstrument()
+        for case in made:
+            if case.cleanup is not None:
+                case.cleanup()
+    return {f"caches full: psycopg2 + pyodbc + JDBC + REST merge, {DISTINCT} distinct "
+            f"inputs, {calls} calls (spans off)": result}
+
+
+def peaks(fn: Callable[[], Any], calls: int, warm: int, every: int = 25) -> Dict[str, Any]:
+    """:func:`growth` for caches that are cleared when full (a sawtooth, not a leak).
+
+    Snapshots at two points can catch the caches at different fill levels, so the
+    traced memory is sampled every ``every`` calls and the *peak* of the second half
+    is compared with the peak of the first: a bounded cache has the same peak, a leak
+    a higher one. ``net_bytes`` is the second half's peak over the start.
+    """
+    for _ in range(warm):
+        fn()
+    gc.collect()
+    tracemalloc.start(1)
+    start = tracemalloc.get_traced_memory()[0]
+    halves: List[int] = []
+    for _ in range(2):
+        top = 0
+        for i in range(calls // 2):
+            fn()
+            if i % every == 0:
+                top = max(top, tracemalloc.get_traced_memory()[0])
+        halves.append(top)
+    tracemalloc.stop()
+    return {"calls": calls * 4, "net_bytes": halves[1] - start,
+            "second_half_bytes": halves[1] - halves[0], "top": [
+                f"peak traced memory: first half {halves[0] - start:+d} B, second half "
+                f"{halves[1] - start:+d} B over the start (sampled every {every} calls)"]}
+
+
 def no_references(client: str, count: int) -> Dict[str, Any]:
     """Open ``count`` patched connections, close and drop them; how many stay alive."""
     refs: List[weakref.ref[Any]] = []
@@ -103,6 +183,8 @@ def main() -> None:
     case = cases._psycopg()
     n = 1_000 if quick else 10_000
     results[f"psycopg connect, network cut x{n} ({label})"] = growth(case.fn, n, warm=200)
+    if not sdk:
+        results.update(caches_full(calls))
     rows = []
     for name, res in results.items():
         ok = res["second_half_bytes"] < LIMIT

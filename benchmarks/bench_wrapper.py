@@ -24,8 +24,9 @@ step can run without the network (``cases.py``): unpatched vs ours, same process
 
 from __future__ import annotations
 
+import statistics
 import sys
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List
 
 import wrapt
 
@@ -34,15 +35,44 @@ from harness import (
     HERE,
     UA,
     Output,
+    Row,
     Variant,
+    active,
     arguments,
     compare,
     interleave,
+    median_ci,
+    quartiles,
     sdk_providers,
     set_settings,
+    use_settings,
 )
-from ua_autotag import config
+from ua_autotag.engine import attribution
 from ua_autotag.merge.tokens import merge_tokens
+
+
+def span_ratio(group: str, samples: Dict[str, List[float]], spans_on: str, inner: int) -> Row:
+    """Our span's own cost over the SDK's bare span, paired per round (issue 16 §4).
+
+    Ours: ``spans on`` minus ``spans off`` of the same round (the wrapper and tagging
+    cancel out, what is left is starting, filling and ending our span, plus the
+    counter with the metrics SDK). The SDK's: ``start_span().end()`` minus the
+    unpatched call of the same round.
+    """
+    ours = [a - b for a, b in zip(samples[spans_on], samples["ours, spans off"])]
+    floor = [a - b for a, b in zip(samples["otel span floor (SDK)"], samples["unpatched"])]
+    ratios = [a / b for a, b in zip(ours, floor) if b > 0]
+    q1, med, q3 = quartiles(ours)
+    r1, rm, r3 = quartiles(ratios)
+    fm = statistics.median(floor)
+    return Row(
+        group=group, bench="connect span vs the SDK's start_span().end()",
+        variant="our span (spans on - spans off)", baseline="SDK span floor",
+        median=med, q1=q1, q3=q3, base_median=fm, diff_median=med - fm, diff_q1=q1 - fm,
+        diff_q3=q3 - fm, ratio_median=rm, ratio_q1=r1, ratio_q3=r3, rounds=len(ratios),
+        inner=inner, ratio_ci=median_ci(ratios), target="<= 1.5x the SDK span",
+        met=rm <= 1.5, samples=ours, base_samples=floor,
+    )
 
 
 def main() -> None:
@@ -68,23 +98,23 @@ def main() -> None:
         return original(*a, **k)
 
     def closure_tag(*a: Any, **k: Any) -> Any:
-        settings = config._ACTIVE
+        settings = attribution.current()
         if settings is None:
             return original(*a, **k)
         headers = dict(k.get("headers") or {})
-        ours = config.current_user_agent(settings).render("http-user-agent")
+        ours = settings.user_agent.render("http-user-agent")
         headers["User-Agent"] = merge_tokens(headers.get("User-Agent"), ours, settings.mode)
         return original(*a, **{**k, "headers": headers})
 
     bare = wrapt.FunctionWrapper(original, lambda w, i, a, k: w(*a, **k))
     headers = {"User-Agent": "app/1"}
     kw = {"host": "127.0.0.1", "port": 443, "headers": headers}
-    on = config._ACTIVE
+    on = active()
     off = set_settings(spans=False)
-    config._set_active(on)
+    use_settings(on)
 
     def use(settings: Any) -> Callable[[], None]:
-        return lambda: config._set_active(settings)
+        return lambda: use_settings(settings)
 
     restore = use(on)
     spans_on = {
@@ -137,6 +167,11 @@ def main() -> None:
             [r for r in rows if r.variant == spans_on],
             f"== {group}: ours (spans on) beyond the SDK's own span floor",
         )
+        out.emit(
+            [span_ratio(group, samples, spans_on, inner)],
+            f"== {group}: our connect span (spans on - spans off) / the SDK's "
+            "start_span().end() (issue 16 §4)",
+        )
     if not sdk:
         rows = compare(group, "noio connect() vs spans off", samples, "ours, spans off", inner)
         out.emit(
@@ -163,8 +198,20 @@ def main() -> None:
         ]
         n = max(10, inner // case.weight)
         samples = interleave(variants, rounds, n)
+        if case.ops > 1:  # per connect, not per batch
+            samples = {k: [v / case.ops for v in vs] for k, vs in samples.items()}
+            n *= case.ops
         ua_autotag.uninstrument()
-        rows = compare(group, case.bench, samples, "unpatched", n, targets)
+        budget = case.budget_us
+        case_targets: Dict[str, Any] = {
+            "ours, spans off": (
+                f"added <= {budget:g} us (issue 16)",
+                lambda r, b=budget: r.diff_median <= b * us,
+            ),
+        }
+        if sdk:
+            case_targets[spans_on] = targets[spans_on]
+        rows = compare(group, case.bench, samples, "unpatched", n, case_targets)
         for row in rows:
             row.note = case.note
         out.emit(rows, f"== {group}: {case.bench} ({args.otel})")

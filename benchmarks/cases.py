@@ -17,6 +17,9 @@ that would touch the network replaced by a stand-in of the same signature:
              ``SparkConnectClient.__init__`` (session creation; gRPC channels connect
              lazily, so no I/O happens).
 * pyodbc:    ``pyodbc.connect`` pointed at a stand-in before instrumentation.
+* asyncpg:   ``asyncpg.connect`` (wrapped) awaiting ``connect_utils._connect`` (wrapped
+             too) replaced by a stand-in, a batch per event-loop turn.
+* jaydebeapi: ``jaydebeapi._jdbc_connect`` (the patch point) on a stand-in (no JVM).
 * requests / httpx / urllib3: the patched send/urlopen replaced by a stand-in that
              returns the User-Agent it got (Databricks host: tagged; requests also for
              another host, which must be left alone).
@@ -49,6 +52,10 @@ class Case:
     cleanup: Optional[Callable[[], None]] = None
     #: after each sample, untimed (e.g. close what the sample opened)
     after: Optional[Callable[[], None]] = None
+    #: issue 16 §3: added cost allowed, spans off (5 us per connect, 2 us per request)
+    budget_us: float = 5.0
+    #: operations per call of ``fn`` (asyncpg runs a batch per event-loop turn)
+    ops: int = 1
 
     def on(self, spans: bool) -> Callable[[], None]:
         return lambda: ua_autotag.instrument(UA, integrations=[self.integration], spans=spans)
@@ -125,6 +132,7 @@ def _databricks_sdk() -> Case:
         lambda: client._user_agent_base,
         lambda value: UA in value,
         note="_BaseClient._user_agent_base as read by every request (no span per request)",
+        budget_us=2.0,
     )
 
 
@@ -187,6 +195,7 @@ def _spark_builder() -> Case:
         lambda value: UA in value,
         weight=2,
         note="the property every Spark Connect request reads for client_type",
+        budget_us=2.0,
     )
 
 
@@ -279,6 +288,7 @@ def _requests(url: str, tagged: bool) -> Case:
         (lambda ua: UA in ua) if tagged else (lambda ua: ua == "app/1"),
         weight=3,
         note="the real patch point on a stand-in send(); the request is prepared once",
+        budget_us=2.0,
         cleanup=cleanup,
     )
 
@@ -307,6 +317,7 @@ def _httpx() -> Case:
         lambda ua: UA in ua,
         weight=3,
         note="the real patch point on a stand-in; the request is built once",
+        budget_us=2.0,
         cleanup=cleanup,
     )
 
@@ -328,6 +339,73 @@ def _urllib3() -> Case:
         lambda ua: UA in ua,
         weight=3,
         note="the real patch point on a stand-in urlopen()",
+        budget_us=2.0,
+        cleanup=cleanup,
+    )
+
+
+ASYNCPG_BATCH = 20
+
+
+def _asyncpg() -> Case:
+    import asyncio
+
+    import asyncpg
+    import asyncpg.connect_utils as connect_utils
+
+    async def _connect(*, loop: Any, connection_class: Any, record_class: Any,
+                       **kwargs: Any) -> Any:
+        return kwargs.get("server_settings")
+
+    cleanup = _replace(connect_utils, "_connect", _connect)  # before instrument(): wrapped
+    loop = asyncio.new_event_loop()
+    dsn = "postgresql://postgres@127.0.0.1:5432/test"
+
+    async def batch() -> Any:
+        result = None
+        for _ in range(ASYNCPG_BATCH):
+            result = await asyncpg.connect(dsn, server_settings={"application_name": "app"})
+        return result
+
+    def call() -> Any:
+        return loop.run_until_complete(batch())
+
+    def close() -> None:
+        cleanup()
+        loop.close()
+
+    return Case(
+        "asyncpg.connect (network cut)",
+        "asyncpg",
+        call,
+        lambda settings: UA in (settings or {}).get("application_name", ""),
+        weight=2 * ASYNCPG_BATCH,
+        ops=ASYNCPG_BATCH,
+        note=f"real asyncpg.connect -> connect_utils._connect (both wrapped), the latter "
+        f"replaced by a stand-in; {ASYNCPG_BATCH} connects per event-loop turn",
+        cleanup=close,
+    )
+
+
+def _jaydebeapi() -> Case:
+    import jaydebeapi
+
+    def _jdbc_connect(jclassname: str, url: str, driver_args: Any, jars: Any,
+                      libs: Any) -> Any:
+        return url
+
+    cleanup = _replace(jaydebeapi, "_jdbc_connect", _jdbc_connect)  # before instrument()
+    url = ("jdbc:databricks://adb-1.2.azuredatabricks.net:443/default;transportMode=http;"
+           "ssl=1;AuthMech=3;httpPath=/sql/1.0/warehouses/x;UserAgentEntry=app")
+    props = {"UID": "token", "PWD": "dapi0"}
+    return Case(
+        "jaydebeapi._jdbc_connect JDBC URL merge (network cut)",
+        "jaydebeapi",
+        lambda: jaydebeapi._jdbc_connect("com.databricks.client.jdbc.Driver", url, props,
+                                         None, None),
+        lambda sent: UA in sent,
+        note="the real patch point (the module global connect() calls) on a stand-in; "
+        "no JVM",
         cleanup=cleanup,
     )
 
@@ -339,6 +417,8 @@ BUILDERS = {
     "databricks_sql": [_databricks_sql],
     "spark_connect": [_spark_builder, _spark_session],
     "pyodbc": [_pyodbc],
+    "asyncpg": [_asyncpg],
+    "jaydebeapi": [_jaydebeapi],
     "requests": [_requests_databricks, _requests_other],
     "httpx": [_httpx],
     "urllib3": [_urllib3],

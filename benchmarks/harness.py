@@ -333,14 +333,38 @@ def sdk_providers(with_metrics: bool = False) -> None:
         metrics.set_meter_provider(MeterProvider())
 
 
+def active() -> Any:
+    """The process-default settings in force (``instrument()`` without ``packages``)."""
+    from ua_autotag.engine import attribution
+
+    st = attribution.state()
+    return None if st is None else st.default
+
+
+def use_settings(settings: Any) -> None:
+    """Make ``settings`` the process default without re-patching (None: nothing tags)."""
+    from ua_autotag.engine import attribution
+
+    st = attribution.state()
+    products = st.products if st is not None else ()
+    if settings is None and not products:
+        attribution._STATE = None
+    else:
+        attribution._STATE = attribution.State(settings, products)
+
+
 def set_settings(**changes: Any) -> Any:
-    """Replace the active ua-autotag settings (e.g. ``spans=False``) without re-patching."""
-    import dataclasses
+    """Replace the default ua-autotag settings (e.g. ``spans=False``) without re-patching."""
+    from ua_autotag.settings import Settings
 
-    from ua_autotag import config
-
-    current = config._ACTIVE
+    current = active()
     assert current is not None, "instrument() first"
-    new = dataclasses.replace(current, **changes)
-    config._set_active(new)
+    fields = {
+        name: getattr(current, name)
+        for name in ("user_agent", "mode", "spans", "strict", "integrations", "disabled",
+                     "rest_hosts", "sources", "packages", "origin")
+    }
+    fields.update(changes)
+    new = Settings(**fields)
+    use_settings(new)
     return new

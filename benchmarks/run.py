@@ -39,6 +39,7 @@ STEPS = [
     ("connect-sdk", ["bench_connect.py", "--otel", "sdk"]),
     ("import", ["bench_import.py"]),
     ("launcher", ["bench_launcher.py"]),
+    ("attribution", ["bench_attribution.py"]),
     ("memory", ["bench_memory.py", "--otel", "api"]),
     ("memory-sdk", ["bench_memory.py", "--otel", "sdk"]),
 ]

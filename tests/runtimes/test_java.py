@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 
 from tests import pg
-from tests.runtimes.conftest import PGJDBC, TIMEOUT, UA, base_env
+from tests.runtimes.apps import (
+    DRIVER_DEFAULT,
+    THEIR_JAVA_PROPERTIES,
+    THEIR_JAVA_TOOL_OPTIONS,
+    run_app,
+)
+from tests.runtimes.conftest import TIMEOUT, UA, base_env
 from ua_autotag import runtimes
 from ua_autotag.runtimes import (
     DRIVERCONFIG,
@@ -27,18 +33,6 @@ from ua_autotag.runtimes import (
     parse_java_tool_options,
     verify_java,
 )
-
-DRIVER_DEFAULT = "PostgreSQL JDBC Driver"  # pgjdbc's own default ApplicationName
-
-
-def run_app(java_app: Path, env: dict[str, str], *args: str) -> dict[str, str]:
-    """Run App with ``env``; its key=value lines (fails the test on a non-zero exit)."""
-    proc = subprocess.run(
-        ["java", "-cp", f"{PGJDBC}{os.pathsep}{java_app}", "App", *args],
-        env={**env, "APP_PGUSER": pg.USER}, capture_output=True, text=True, timeout=TIMEOUT,
-    )  # fmt: skip
-    assert proc.returncode == 0, f"java failed ({proc.returncode}): {proc.stderr}"
-    return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
 
 
 def hooked(tmp_path: Path, value: str = UA, **extra: str) -> dict[str, str]:
@@ -87,12 +81,10 @@ def test_datasource_set_up_with_seturl_is_not_covered(
 def test_existing_java_tool_options_with_quotes_and_spaces_still_work(
     java_app: Path, jdbc_url: str, tmp_path: Path
 ) -> None:
-    existing = '-Dua.test.foo="a b  c" \'-Dua.test.bar=it "is" here\' -Xss2m'
-    env = hooked(tmp_path, JAVA_TOOL_OPTIONS=existing)
-    assert env["JAVA_TOOL_OPTIONS"].startswith(existing + " ")
+    env = hooked(tmp_path, JAVA_TOOL_OPTIONS=THEIR_JAVA_TOOL_OPTIONS)
+    assert env["JAVA_TOOL_OPTIONS"].startswith(THEIR_JAVA_TOOL_OPTIONS + " ")
     out = run_app(java_app, env, "driver", jdbc_url, "-")
-    assert out["ua.test.foo"] == "a b  c"
-    assert out["ua.test.bar"] == 'it "is" here'
+    assert {k: out[k] for k in THEIR_JAVA_PROPERTIES} == THEIR_JAVA_PROPERTIES
     assert out["application_name"] == UA
 
 

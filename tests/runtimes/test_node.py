@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,17 @@ from typing import Any, Optional
 import pytest
 
 from tests import pg
+from tests.runtimes.apps import (
+    DBSQL_CJS,
+    HEADER,
+    PG_CONNECTION,
+    THEIR_PRELOAD_RAN,
+    connect,
+    entry_sent,
+    pg_application_name,
+    run_node,
+    their_node_options,
+)
 from tests.runtimes.conftest import TIMEOUT, UA, base_env
 from ua_autotag import runtimes
 from ua_autotag.runtimes import (
@@ -30,84 +40,11 @@ from ua_autotag.runtimes import (
     verify_node,
 )
 
-HTTP_PATH = "/sql/1.0/warehouses/app"
-HEADER = re.compile(
-    r"^NodejsDatabricksSqlConnector/\S+ \((?:(?P<entry>.*); )?Node\.js [^;]+; [^)]*\)"
-)
-
-# An application that knows nothing of ua-autotag: connects with the options it is given
-# (JSON in argv[2]) and says whether its own options object was left as it was.
-DBSQL_CJS = """
-const { DBSQLClient } = require('@databricks/sql');
-const own = JSON.parse(process.argv[2] || '{}');
-const options = Object.assign({
-  host: '127.0.0.1', port: Number(process.env.PEER_PORT), path: 'HTTP_PATH', token: 'app-token',
-  checkServerCertificate: false, telemetryEnabled: false, retryMaxAttempts: 1,
-}, own);
-const before = JSON.stringify(options);
-(async () => {
-  const client = new DBSQLClient();
-  try { await client.connect(options); await client.openSession(); }
-  catch (err) { console.log('connect failed as expected: ' + String(err.message).split('\\n')[0]); }
-  console.log('OPTIONS-UNCHANGED=' + (JSON.stringify(options) === before));
-  try { await client.close(); } catch (_) {}
-})();
-""".replace("HTTP_PATH", HTTP_PATH)
-
-DBSQL_ESM = DBSQL_CJS.replace(
-    "const { DBSQLClient } = require('@databricks/sql');",
-    "import { DBSQLClient } from '@databricks/sql';",
-)
-
-PG_APP = """
-const { Client } = require('pg');
-(async () => {
-  const client = new Client(JSON.parse(process.argv[2] || '{}'));
-  await client.connect();
-  const r = await client.query(
-    'SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()');
-  console.log('application_name=' + r.rows[0].application_name);
-  await client.end();
-})();
-"""
-
 
 def hooked(mode: str = "append", **extra: str) -> dict[str, str]:
     env = base_env(**extra)
     assert child_environment(env, UA, mode, disabled=("java",)) == []
     return env
-
-
-def run_node(
-    app_dir: Path, name: str, source: str, env: dict[str, str], *args: str
-) -> subprocess.CompletedProcess[str]:
-    script = app_dir / name
-    script.write_text(source)
-    proc = subprocess.run(
-        ["node", str(script), *args], cwd=app_dir, env=env, capture_output=True, text=True,
-        timeout=TIMEOUT, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert proc.returncode == 0, f"node failed ({proc.returncode}): {proc.stderr}"
-    return proc
-
-
-def entry_sent(peer: Any) -> Optional[str]:
-    """The userAgentEntry inside the header the recorder received on the SQL path."""
-    agents = [r.user_agent for r in peer.snapshot() if r.path == HTTP_PATH]
-    assert agents, f"the driver never reached the recorder: {peer.snapshot()}"
-    assert len(set(agents)) == 1, agents
-    match = HEADER.match(agents[0] or "")
-    assert match, agents[0]
-    return match.group("entry")
-
-
-def connect(app_dir: Path, peer: Any, env: dict[str, str], own: dict[str, Any] | None = None,
-            esm: bool = False) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    env = {**env, "PEER_PORT": str(peer.port)}
-    name, source = ("app.mjs", DBSQL_ESM) if esm else ("app.cjs", DBSQL_CJS)
-    proc = run_node(app_dir, name, source, env, json.dumps(own or {}))
-    assert "OPTIONS-UNCHANGED=true" in proc.stdout, proc.stdout
-    return proc
 
 
 # -- @databricks/sql ----------------------------------------------------------------------
@@ -187,15 +124,11 @@ def test_nested_launches_and_a_second_preload_copy_add_it_once(
 def test_existing_node_options_with_quotes_and_spaces_are_kept(
     app_dir: Path, tls_peer: Any, tmp_path: Path
 ) -> None:
-    theirs = tmp_path / 'their "tools" dir' / "pre load.cjs"
-    theirs.parent.mkdir()
-    theirs.write_text("console.log('THEIR-PRELOAD-RAN ' + process.title);\n")
-    quoted = str(theirs).replace("\\", "\\\\").replace('"', '\\"')
-    existing = f'--title "my app" --require "{quoted}" --max-old-space-size=256'
+    existing = their_node_options(tmp_path)
     env = hooked(NODE_OPTIONS=existing)
     assert env["NODE_OPTIONS"].startswith(existing + " ")
     proc = connect(app_dir, tls_peer, env)
-    assert "THEIR-PRELOAD-RAN my app" in proc.stdout
+    assert THEIR_PRELOAD_RAN in proc.stdout.splitlines()
     assert entry_sent(tls_peer) == UA
 
 
@@ -227,17 +160,13 @@ def test_apps_that_never_load_the_driver_see_nothing(app_dir: Path) -> None:
 # -- node-postgres -------------------------------------------------------------------------
 def test_node_postgres_reads_pgappname(app_dir: Path, pg_dsn: str) -> None:
     """The launcher's PGAPPNAME reaches node-postgres (with the preload loaded too)."""
-    connection = {"host": pg.HOST, "port": pg.PORT, "user": pg.USER, "database": pg.DBNAME}
     env = hooked(PGAPPNAME=UA)
-    out = run_node(app_dir, "pg.cjs", PG_APP, env, json.dumps(connection)).stdout
-    assert f"application_name={UA}" in out.splitlines()
+    assert pg_application_name(app_dir, env) == UA
     # control: without PGAPPNAME the server records no name at all
-    out = run_node(app_dir, "pg.cjs", PG_APP, hooked(), json.dumps(connection)).stdout
-    assert "application_name=" in out.splitlines()
+    assert pg_application_name(app_dir, hooked()) == ""
     # the application's own name wins over PGAPPNAME
-    own = {**connection, "application_name": "etl"}
-    out = run_node(app_dir, "pg.cjs", PG_APP, env, json.dumps(own)).stdout
-    assert "application_name=etl" in out.splitlines()
+    own = {**PG_CONNECTION, "application_name": "etl"}
+    assert pg_application_name(app_dir, env, own) == "etl"
 
 
 # -- what can go wrong ---------------------------------------------------------------------

@@ -8,26 +8,15 @@ not to check it. Stdlib only; binds 127.0.0.1; every request is answered ``404``
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple, Optional
+from http.server import ThreadingHTTPServer
+from typing import Any, Optional
 
-
-class Request(NamedTuple):
-    method: str
-    path: str
-    headers: dict[str, str]  # names lower-cased
-
-    @property
-    def user_agent(self) -> Optional[str]:
-        return self.headers.get("user-agent")
+from ..verify.http_peer import HeaderRecorder
 
 
 class NoCertificate(RuntimeError):
@@ -105,73 +94,25 @@ class _TlsServer(ThreadingHTTPServer):
         pass  # clients that hang up mid-request are not errors here
 
 
-class TlsHeaderRecorder:
-    """``with TlsHeaderRecorder() as peer: ... peer.port ... peer.requests``."""
+class TlsHeaderRecorder(HeaderRecorder):
+    """:class:`~ua_autotag.verify.http_peer.HeaderRecorder` over TLS (a throwaway cert):
+    ``with TlsHeaderRecorder() as peer: ... peer.port ... peer.snapshot()``."""
 
     def __init__(self) -> None:
-        self.requests: list[Request] = []
-        self._lock = threading.Lock()
-        self._server: Optional[_TlsServer] = None
+        super().__init__()
         self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
 
-    def start(self) -> TlsHeaderRecorder:
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                with peer._lock:
-                    peer.requests.append(Request(self.command, self.path.split("?")[0], headers))
-                body = json.dumps({"error_code": "NOT_FOUND"}).encode()
-                self.send_response(404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(body)
-                self.close_connection = True
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+    def _make_server(self, handler: Any) -> ThreadingHTTPServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="ua-autotag-tls-")
         cert, key = make_certificate(self._tmp.name)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
-        server = _TlsServer(("127.0.0.1", 0), Handler)
+        server = _TlsServer(("127.0.0.1", 0), handler)
         server.context = context
-        server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return self
+        return server
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        super().stop()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    def __enter__(self) -> TlsHeaderRecorder:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "peer not started"
-        return int(self._server.server_address[1])
-
-    def snapshot(self) -> list[Request]:
-        with self._lock:
-            return list(self.requests)

@@ -88,11 +88,14 @@ class HeaderRecorder:
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = self._make_server(Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
+
+    def _make_server(self, handler: Any) -> ThreadingHTTPServer:
+        """The listening server (a subclass may speak TLS)."""
+        return _QuietServer(("127.0.0.1", 0), handler)
 
     def stop(self) -> None:
         if self._server is not None:
@@ -115,6 +118,11 @@ class HeaderRecorder:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def snapshot(self) -> List[Recorded]:
+        """The requests recorded so far (a copy, safe while requests arrive)."""
+        with self._lock:
+            return list(self.requests)
 
     def user_agents(self, path: Optional[str] = None) -> List[str]:
         """The User-Agent header of each request so far (optionally only for ``path``)."""

@@ -17,19 +17,15 @@ from typing import Any, Dict, Tuple
 
 from ..engine.attribution import for_object
 from ..hosts import rules_for
-from ..merge.http import tagged_request
-from ..spec import Integration, Patch, Tag, argument, with_argument
+from ..spec import Integration, Patch, Tag
+from .requests import send_tagged
 
 
 def _tag_request(
     tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
 ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
-    request: Any = argument(args, kwargs, 0, "request")
-    host = request.url.host
-    if not rules_for(tag.settings).match(host):
-        return args, kwargs
-    sent = tagged_request(request, tag.value, tag.mode)
-    return (args, kwargs) if sent is None else with_argument(args, kwargs, 0, "request", sent)
+    rules = rules_for(tag.settings)
+    return send_tagged(tag, args, kwargs, lambda request: rules.match(request.url.host))
 
 
 INTEGRATION = Integration(

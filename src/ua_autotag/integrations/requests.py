@@ -15,7 +15,7 @@ is rebuilt from the untagged original and leaves exactly as it would without us
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 from ..engine.attribution import for_object
 from ..hosts import rules_for
@@ -23,15 +23,26 @@ from ..merge.http import tagged_request
 from ..spec import Integration, Patch, Tag, argument, with_argument
 
 
-def _tag_request(
-    tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+def send_tagged(
+    tag: Tag, args: Tuple[Any, ...], kwargs: Dict[str, Any], databricks: Callable[[Any], bool]
 ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+    """The send call's arguments with its ``request`` (first argument) tagged when
+    ``databricks(request)``; shared with httpx, whose funnel has the same shape."""
     request: Any = argument(args, kwargs, 0, "request")
-    url = getattr(request, "url", None)
-    if not isinstance(url, str) or not rules_for(tag.settings).match_url(url):
+    if not databricks(request):
         return args, kwargs
     sent = tagged_request(request, tag.value, tag.mode)
     return (args, kwargs) if sent is None else with_argument(args, kwargs, 0, "request", sent)
+
+
+def _tag_request(
+    tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+    def databricks(request: Any) -> bool:
+        url = getattr(request, "url", None)
+        return isinstance(url, str) and rules_for(tag.settings).match_url(url)
+
+    return send_tagged(tag, args, kwargs, databricks)
 
 
 INTEGRATION = Integration(

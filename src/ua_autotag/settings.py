@@ -19,7 +19,7 @@ from .value import ConfigurationError, InvalidUserAgent, UserAgent
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple, Union
+    from typing import Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple, Union
 
 __all__ = [
     "ENV",
@@ -284,17 +284,7 @@ def resolve(
         raise TypeError(f"resolve() got unknown options: {', '.join(unknown)}")
     given = _Given(options, environ, labels)
     packages = _packages(options.get("packages"))
-    ua = _resolve_user_agent(
-        user_agent,
-        options.get("isv"),
-        options.get("product"),
-        options.get("version"),
-        options.get("version_from"),
-        given.env,
-        given.sources,
-        given.names,
-        packages,
-    )
+    ua = _Value(given, user_agent, packages).resolve()
     mode = given.choice("mode", "UA_AUTOTAG_MODE", MODES)
     spans = given.flag("spans", "UA_AUTOTAG_SPANS", True)
     strict = given.flag("strict", "UA_AUTOTAG_STRICT", False)
@@ -409,71 +399,75 @@ def _check_names(names: Iterable[str], what: str, runtimes: bool = False) -> Non
         )
 
 
-def _resolve_user_agent(
-    user_agent: Union[str, UserAgent, None],
-    isv: Optional[str],
-    product: Optional[str],
-    version: Optional[str],
-    version_from: Optional[str],
-    env: Mapping[str, str],
-    sources: Dict[str, str],
-    names: Mapping[str, str],
-    packages: Tuple[str, ...],
-) -> UserAgent:
-    def label(key: str) -> str:
-        return names.get(key, key)
+def _labelled(where: str, build: Callable[[], UserAgent]) -> UserAgent:
+    """``build()``, its :class:`InvalidUserAgent` prefixed with where the value came from."""
+    try:
+        return build()
+    except InvalidUserAgent as exc:
+        raise InvalidUserAgent(f"{where}: {exc}") from None
 
-    if user_agent is not None and (isv or product):
-        raise ConfigurationError(
-            f"give either {label('user_agent')} or {label('isv')}/{label('product')}, not both"
-        )
-    if version is not None and version_from is not None:
-        raise ConfigurationError(
-            f"give either {label('version')} or {label('version_from')}, not both"
-        )
 
-    if user_agent is not None:
-        try:
-            ua = UserAgent.coerce(user_agent)
-        except InvalidUserAgent as exc:
-            raise InvalidUserAgent(f"{label('user_agent')}: {exc}") from None
-        sources["user_agent"] = names.get("user_agent", "argument")
-    elif isv is not None or product is not None:
+class _Value:
+    """The value one :func:`resolve` call settles on: options first, then the environment."""
+
+    def __init__(self, given: _Given, user_agent: Any, packages: Tuple[str, ...]) -> None:
+        self.given, self.user_agent, self.packages = given, user_agent, packages
+        get = given.options.get
+        self.isv, self.product = get("isv"), get("product")
+        self.version, self.version_from = get("version"), get("version_from")
+
+    def label(self, key: str) -> str:
+        return self.given.names.get(key, key)
+
+    def resolve(self) -> UserAgent:
+        label = self.label
+        if self.user_agent is not None and (self.isv or self.product):
+            raise ConfigurationError(
+                f"give either {label('user_agent')} or {label('isv')}/{label('product')}, not both"
+            )
+        if self.version is not None and self.version_from is not None:
+            raise ConfigurationError(
+                f"give either {label('version')} or {label('version_from')}, not both"
+            )
+        return self.versioned(self.from_options() or self.from_env())
+
+    def from_options(self) -> Optional[UserAgent]:
+        sources, label = self.given.sources, self.label
+        if self.user_agent is not None:
+            sources["user_agent"] = self.given.names.get("user_agent", "argument")
+            return _labelled(label("user_agent"), lambda: UserAgent.coerce(self.user_agent))
+        if self.isv is None and self.product is None:
+            return None
+        isv, product = self.isv, self.product
         if not (isv and product):
             raise InvalidUserAgent(
                 f"{label('isv')} and {label('product')} are both required: "
                 f"isv={isv!r}, product={product!r}"
             )
-        try:
-            ua = UserAgent(isv, product, version)
-        except InvalidUserAgent as exc:
-            raise InvalidUserAgent(f"{label('isv')}/{label('product')}: {exc}") from None
-        sources["user_agent"] = names.get("isv", "argument")
-    elif packages:
-        raise InvalidUserAgent(
-            "a product registered with packages= needs its own value: pass user_agent=... "
-            "(or isv=/product=); UA_AUTOTAG_USER_AGENT is the process default's"
-        )
-    elif env.get("UA_AUTOTAG_USER_AGENT"):
-        try:
-            ua = UserAgent.parse(env["UA_AUTOTAG_USER_AGENT"])
-        except InvalidUserAgent as exc:
-            raise InvalidUserAgent(f"UA_AUTOTAG_USER_AGENT: {exc}") from None
-        sources["user_agent"] = "env UA_AUTOTAG_USER_AGENT"
-    elif env.get("UA_AUTOTAG_ISV") or env.get("UA_AUTOTAG_PRODUCT"):
-        try:
-            ua = UserAgent(
-                env.get("UA_AUTOTAG_ISV", ""),
-                env.get("UA_AUTOTAG_PRODUCT", ""),
-                env.get("UA_AUTOTAG_VERSION") or None,
+        sources["user_agent"] = self.given.names.get("isv", "argument")
+        where = f"{label('isv')}/{label('product')}"
+        return _labelled(where, lambda: UserAgent(isv, product, self.version))
+
+    def from_env(self) -> UserAgent:
+        env, sources = self.given.env, self.given.sources
+        if self.packages:
+            raise InvalidUserAgent(
+                "a product registered with packages= needs its own value: pass user_agent=... "
+                "(or isv=/product=); UA_AUTOTAG_USER_AGENT is the process default's"
             )
-        except InvalidUserAgent as exc:
-            raise InvalidUserAgent(f"UA_AUTOTAG_ISV/PRODUCT/VERSION: {exc}") from None
-        sources["user_agent"] = "env UA_AUTOTAG_ISV + UA_AUTOTAG_PRODUCT"
-    else:
+        if env.get("UA_AUTOTAG_USER_AGENT"):
+            sources["user_agent"] = "env UA_AUTOTAG_USER_AGENT"
+            text = env["UA_AUTOTAG_USER_AGENT"]
+            return _labelled("UA_AUTOTAG_USER_AGENT", lambda: UserAgent.parse(text))
+        if env.get("UA_AUTOTAG_ISV") or env.get("UA_AUTOTAG_PRODUCT"):
+            sources["user_agent"] = "env UA_AUTOTAG_ISV + UA_AUTOTAG_PRODUCT"
+            parts = (env.get("UA_AUTOTAG_ISV", ""), env.get("UA_AUTOTAG_PRODUCT", ""))
+            version = env.get("UA_AUTOTAG_VERSION") or None
+            return _labelled("UA_AUTOTAG_ISV/PRODUCT/VERSION", lambda: UserAgent(*parts, version))
+        label = self.label
         hint = (
             f"give {label('user_agent')} (or {label('isv')}/{label('product')})"
-            if names
+            if self.given.names
             else "pass user_agent=... (or isv=/product=)"
         )
         raise InvalidUserAgent(
@@ -481,22 +475,22 @@ def _resolve_user_agent(
             "(or UA_AUTOTAG_ISV and UA_AUTOTAG_PRODUCT)"
         )
 
-    if version is not None and user_agent is not None:
-        try:
-            ua = UserAgent(ua.isv, ua.product, version)
-        except InvalidUserAgent as exc:
-            raise InvalidUserAgent(f"{label('version')}: {exc}") from None
-        sources["version"] = names.get("version", "argument")
-    dist, dist_source = version_from, label("version_from")
-    if dist is None and user_agent is None and isv is None and ua.version is None and not packages:
-        dist, dist_source = env.get("UA_AUTOTAG_VERSION_FROM") or None, "UA_AUTOTAG_VERSION_FROM"
-    if dist is not None:
-        try:
-            ua = UserAgent(ua.isv, ua.product, _version_from(dist, dist_source))
-        except InvalidUserAgent as exc:
-            raise InvalidUserAgent(f"{dist_source} ({dist}): {exc}") from None
-        sources["version"] = f"{dist_source}: distribution {dist}"
-    return ua
+    def versioned(self, ua: UserAgent) -> UserAgent:
+        """``ua`` with the version option (over a full value) or ``version_from`` applied."""
+        sources, env = self.given.sources, self.given.env
+        if self.version is not None and self.user_agent is not None:
+            sources["version"] = self.given.names.get("version", "argument")
+            version = self.version
+            ua = _labelled(self.label("version"), lambda: UserAgent(ua.isv, ua.product, version))
+        dist, where = self.version_from, self.label("version_from")
+        from_env = self.user_agent is None and self.isv is None and not self.packages
+        if dist is None and from_env and ua.version is None:
+            dist, where = env.get("UA_AUTOTAG_VERSION_FROM") or None, "UA_AUTOTAG_VERSION_FROM"
+        if dist is None:
+            return ua
+        sources["version"] = f"{where}: distribution {dist}"
+        found = _version_from(dist, where)
+        return _labelled(f"{where} ({dist})", lambda: UserAgent(ua.isv, ua.product, found))
 
 
 def apply_log_level(environ: Optional[Mapping[str, str]] = None, label: str = "") -> None:

@@ -406,6 +406,10 @@ def _resolve(patch: Patch) -> Any:
     return original
 
 
+class _Skip(Exception):
+    """The integration cannot be applied: (state, reason) for its status row."""
+
+
 def apply(name: str) -> None:
     """Apply integration ``name`` (its trigger module is imported); refresh if live.
 
@@ -424,61 +428,71 @@ def apply(name: str) -> None:
         version = installed_version(spec.distributions)
         reason = version_supported(spec, version)
         if reason is not None:
-            _fail(name, "unsupported", reason, version, supported)
-            return
-        resolved: List[Tuple[Patch, Any]] = []
-        missing: List[Patch] = []
-        for patch in spec.patches:
-            if patch.when is not None:
-                continue  # applied when its own module is imported
-            try:
-                resolved.append((patch, _resolve(patch)))
-            except _PATH_ERRORS:
-                missing.append(patch)
-        essential = [p for p in missing if p.essential]
-        if essential:
-            _fail(
-                name,
-                "failed",
-                f"patch target {essential[0].name} not found (essential)",
-                version,
-                supported,
-            )
-            return
-        pins_only = spec.carrier is None
-        if not pins_only and not any(p.tags for p, _ in resolved) and spec.setup is None:
-            gone = ", ".join(p.name for p in missing) or "none declared"
-            _fail(
-                name, "failed", f"no patch that tags is left ({gone} not found)", version, supported
-            )
-            return
-        live = _Live(spec, version)
-        live.missing = [p.name for p in missing if not p.optional]
-        try:
-            for patch, original in resolved:
-                live.handles.append((patch, _wrap(live, patch, original)))
-            if spec.setup is not None:
-                live.undo = spec.setup()
-        except Exception:
-            _remove(live)
-            raise
-        _LIVE[name] = live
-        if live.missing:
-            logger.warning(
-                "ua_autotag: %s %s is partly patched: %s not found; the other paths are tagged",
-                name,
-                version or "",
-                ", ".join(live.missing),
-            )
-        for module in {p.when for p in spec.patches if p.when is not None}:
-            loaded = sys.modules.get(module)
-            if loaded is not None and not _initializing(loaded):
-                _apply_deferred(live, module)  # imported before the client was
-        logger.debug("ua_autotag: patched %s %s", name, version)
+            raise _Skip("unsupported", reason)
+        live = _apply_live(spec, version, *_resolve_all(spec))
+    except _Skip as skip:
+        _fail(name, skip.args[0], skip.args[1], version, supported)
+        return
     except Exception as exc:
         _fail(
             name, "failed", f"{type(exc).__name__}: {telemetry.scrub(str(exc))}", version, supported
         )
+        return
+    _LIVE[name] = live
+    if live.missing:
+        logger.warning(
+            "ua_autotag: %s %s is partly patched: %s not found; the other paths are tagged",
+            name,
+            version or "",
+            ", ".join(live.missing),
+        )
+    for module in {p.when for p in spec.patches if p.when is not None}:
+        loaded = sys.modules.get(module)
+        if loaded is not None and not _initializing(loaded):
+            _apply_deferred(live, module)  # imported before the client was
+    logger.debug("ua_autotag: patched %s %s", name, version)
+
+
+def _resolve_all(spec: Integration) -> Tuple[List[Tuple[Patch, Any]], List[Patch]]:
+    """(found patches with their originals, missing ones); raises :class:`_Skip` when
+    an essential one is missing or nothing that tags is left."""
+    resolved: List[Tuple[Patch, Any]] = []
+    missing: List[Patch] = []
+    for patch in spec.patches:
+        if patch.when is not None:
+            continue  # applied when its own module is imported
+        try:
+            resolved.append((patch, _resolve(patch)))
+        except _PATH_ERRORS:
+            missing.append(patch)
+    essential = [p for p in missing if p.essential]
+    if essential:
+        raise _Skip("failed", f"patch target {essential[0].name} not found (essential)")
+    pins_only = spec.carrier is None
+    if not pins_only and not any(p.tags for p, _ in resolved) and spec.setup is None:
+        gone = ", ".join(p.name for p in missing) or "none declared"
+        raise _Skip("failed", f"no patch that tags is left ({gone} not found)")
+    return resolved, missing
+
+
+def _apply_live(
+    spec: Integration,
+    version: Optional[str],
+    resolved: List[Tuple[Patch, Any]],
+    missing: List[Patch],
+) -> _Live:
+    """Wrap every resolved patch and run the set-up; all undone if any of it fails."""
+    live = _Live(spec, version)
+    live.missing = [p.name for p in missing if not p.optional]
+    try:
+        for patch, original in resolved:
+            live.handles.append((patch, _wrap(live, patch, original)))
+        if spec.setup is not None:
+            live.undo = spec.setup()
+    except Exception:
+        _remove(live)
+        raise
+    return live
 
 
 def _initializing(module: Any) -> bool:

@@ -433,74 +433,74 @@ def describe(
     Reads only (builds no jar). ``value`` defaults to what the preload would read from
     ``env``; without one the Java fragment names no jar.
     """
-    import shutil
-
     off = _disabled(disabled)
     if value is None:
         value = (env.get(NODE_USER_AGENT_ENV) or env.get("UA_AUTOTAG_USER_AGENT") or "").strip()
-    path = env.get("PATH")
-    report: list[dict[str, Any]] = []
+    return [_finish(_describe_node(env, off), env), _finish(_describe_java(env, off, value), env)]
 
-    node_binary = shutil.which("node", path=path)
+
+def _finish(row: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Fill ``would_add``, the binary, and the reason when it is only missing from PATH."""
+    import shutil
+
+    runtime = row["runtime"]
+    row["binary"] = shutil.which(runtime, path=env.get("PATH"))
+    row["would_add"] = row["reason"] is None
+    if row["reason"] is None and row["binary"] is None:
+        row["reason"] = (
+            f"{runtime} not on PATH (the hook is added anyway: a child may find it later)"
+        )
+    return row
+
+
+def _describe_node(env: Mapping[str, str], off: Collection[str]) -> dict[str, Any]:
     node: dict[str, Any] = {
         "runtime": "node",
         "variable": "NODE_OPTIONS",
         "fragment": node_fragment(PRELOAD),
-        "binary": node_binary,
         "covers": "@databricks/sql (userAgentEntry); node-postgres reads PGAPPNAME",
+        "reason": "disabled" if "node" in off else _preload_problem(PRELOAD),
     }
-    reason: Optional[str] = None
-    if "node" in off:
-        reason = "disabled"
-    else:
-        reason = _preload_problem(PRELOAD)
-        if reason is None:
-            try:
-                args = parse_node_options(env.get("NODE_OPTIONS", ""))
-            except ValueError as exc:
-                reason = f"NODE_OPTIONS is not valid for node ({exc})"
-            else:
-                node["present"] = _node_has_preload(args, PRELOAD)
-    node["would_add"] = reason is None
-    if reason is None and node_binary is None:
-        reason = "node not on PATH (the hook is added anyway: a child may find it later)"
-    node["reason"] = reason
-    report.append(node)
+    if node["reason"] is None:
+        try:
+            args = parse_node_options(env.get("NODE_OPTIONS", ""))
+        except ValueError as exc:
+            node["reason"] = f"NODE_OPTIONS is not valid for node ({exc})"
+        else:
+            node["present"] = _node_has_preload(args, PRELOAD)
+    return node
 
-    java_binary = shutil.which("java", path=path)
+
+def _describe_java(env: Mapping[str, str], off: Collection[str], value: str) -> dict[str, Any]:
     directory = cache_dir(env)
     java: dict[str, Any] = {
         "runtime": "java",
         "variable": "JAVA_TOOL_OPTIONS",
         "fragment": None,
-        "binary": java_binary,
         "cache_dir": directory,
         "covers": "pgjdbc (ApplicationName default; the application's own setting wins)",
+        "reason": None,
     }
-    reason = None
     if "java" in off:
-        reason = "disabled"
+        java["reason"] = "disabled"
     elif _java_tokens(env.get("JAVA_TOOL_OPTIONS", "")) is None:
-        reason = "JAVA_TOOL_OPTIONS has an unmatched quote"
-    elif value:
+        java["reason"] = "JAVA_TOOL_OPTIONS has an unmatched quote"
+    elif not value:
+        java["reason"] = "no User-Agent value"
+    else:
         jar = jar_path(value, directory)
-        java["jar"] = jar
-        java["jar_ready"] = _jar_ok(jar, driverconfig(value))
-        java["fragment"] = java_fragment(jar)
+        java.update(
+            jar=jar, jar_ready=_jar_ok(jar, driverconfig(value)), fragment=java_fragment(jar)
+        )
         if java["fragment"] is None:
-            reason = f"the cache path {jar} cannot be put in JAVA_TOOL_OPTIONS"
+            java["reason"] = f"the cache path {jar} cannot be put in JAVA_TOOL_OPTIONS"
         elif not java["jar_ready"]:
             ok, why = _writable_dir(directory)
             if not ok:
-                reason = f"cache directory {directory} not usable ({why}); set {CACHE_DIR_ENV}"
-    else:
-        reason = "no User-Agent value"
-    java["would_add"] = reason is None
-    if reason is None and java_binary is None:
-        reason = "java not on PATH (the hook is added anyway: a child may find it later)"
-    java["reason"] = reason
-    report.append(java)
-    return report
+                java["reason"] = (
+                    f"cache directory {directory} not usable ({why}); set {CACHE_DIR_ENV}"
+                )
+    return java
 
 
 # -- proofs for ``ua-autotag verify`` ----------------------------------------------------

@@ -107,9 +107,28 @@ def _span_layer(instance: Any) -> Any:
     settings = attribution.current()
     if settings is None or settings.spans:
         return settings
-    if instance is not None and hasattr(instance, "_get_connection_params"):
+    if instance is not None and _tags_params(
+        instance if isinstance(instance, type) else type(instance)
+    ):
         return None
     return settings
+
+
+_HAS_PARAMS: Dict[type, bool] = {}
+
+
+def _tags_params(cls: type) -> bool:
+    """Whether ``cls`` has ``_get_connection_params`` (our tagging step), per class.
+
+    A static look-up: ``hasattr`` would bind our wrapper (a new bound wrapper per call).
+    """
+    found = _HAS_PARAMS.get(cls)
+    if found is None:
+        found = any("_get_connection_params" in vars(k) for k in cls.__mro__)
+        if len(_HAS_PARAMS) >= 64:
+            _HAS_PARAMS.clear()
+        _HAS_PARAMS[cls] = found
+    return found
 
 
 def _wait_layer(instance: Any) -> Any:

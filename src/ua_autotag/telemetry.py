@@ -107,6 +107,15 @@ def sdk_configured() -> bool:
     return trace_mod._TRACER_PROVIDER is not None or metrics_state._METER_PROVIDER is not None
 
 
+def may_record() -> bool:
+    """Whether a span started now could record: False only once the OpenTelemetry API is
+    loaded and no SDK is configured (then :func:`start` returns None anyway).
+
+    For span-only bookkeeping that can be skipped in the usual "spans on, no SDK" case.
+    """
+    return _tracer is None or sdk_configured()
+
+
 class ConnectSpan:
     """The span of one connection attempt; inner layers report into it."""
 

@@ -71,8 +71,8 @@ _UNSPANNED: contextvars.ContextVar[Optional[Tuple[str, Optional[str], Any]]] = (
 def _after_params(tag: Tag, instance: Any, args: Any, kwargs: Any, result: Any) -> Any:
     new = tag_params(tag, result)
     params = result if new is None else new
-    if not tag.settings.spans:
-        return params  # the bookkeeping below only serves spans
+    if not (tag.settings.spans and telemetry.may_record()):
+        return params  # the bookkeeping below only serves spans (none can record)
     if telemetry.current() is None:
         value = libpq_application_name(params, os.environ) or ""
         _UNSPANNED.set((value, *libpq_target(params)))
@@ -102,10 +102,11 @@ def _span_layer(instance: Any) -> Any:
 
     ``psycopg.connect`` / ``Connection.connect`` tag only when ``_get_connection_params``
     is missing, and ``wait_conn`` only serves the span of an early-bound connect: with
-    spans off (and the tagging step present) they pass straight through.
+    spans off, or on with no OpenTelemetry SDK to record them (and the tagging step
+    present), they pass straight through.
     """
     settings = attribution.current()
-    if settings is None or settings.spans:
+    if settings is None or (settings.spans and telemetry.may_record()):
         return settings
     if instance is not None and _tags_params(
         instance if isinstance(instance, type) else type(instance)
@@ -134,7 +135,9 @@ def _tags_params(cls: type) -> bool:
 def _wait_layer(instance: Any) -> Any:
     """``wait_conn``: attributed like any connect, nothing to do with spans off."""
     settings = attribution.current()
-    return settings if settings is not None and settings.spans else None
+    if settings is not None and settings.spans and telemetry.may_record():
+        return settings
+    return None
 
 
 def _before_connect(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Any:

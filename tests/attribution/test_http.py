@@ -10,7 +10,6 @@ these tests lists in ``rest_hosts``.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any, Dict, Iterator, List, Optional
@@ -18,10 +17,11 @@ from typing import Any, Dict, Iterator, List, Optional
 import pytest
 
 import ua_autotag
+from tests import databricks
 from tests.attribution.conftest import ACME, GLOBEX, SCOPED, TOKEN, exactly_one
 from ua_autotag.verify.http_peer import HeaderRecorder
 
-ME = "/api/2.0/preview/scim/v2/Me"
+ME = databricks.ME
 
 # A failed SQL Connection.__init__ leaves an object whose __del__ raises AttributeError
 # (the connector's own behaviour, with or without ua_autotag).
@@ -31,12 +31,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptio
 @pytest.fixture
 def peer(http_peer: HeaderRecorder, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeaderRecorder]:
     """The workspace (answers SCIM Me); no DATABRICKS_* configuration from the environment."""
-    for var in list(os.environ):
-        if var.startswith(("DATABRICKS_", "ARM_", "GOOGLE_")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", os.devnull)
-    http_peer.route("GET", ME, (200, {"userName": "someone@example.com"}))
-    yield http_peer
+    yield databricks.workspace(http_peer, monkeypatch)
 
 
 def one_agent(peer: HeaderRecorder, path: Optional[str] = None) -> str:
@@ -123,14 +118,7 @@ def test_sdk_client_built_by_customer_from_a_products_config(
 
 
 def thrift(peer: HeaderRecorder) -> Dict[str, Any]:
-    return dict(
-        server_hostname=peer.url,
-        http_path="/x",
-        access_token=TOKEN,
-        _connection_uri=peer.url + "/x",
-        enable_telemetry=False,
-        _retry_stop_after_attempts_count=1,
-    )
+    return databricks.thrift(peer, TOKEN)
 
 
 def sql_agent(peer: HeaderRecorder, fn: Any, *args: Any) -> str:

@@ -13,12 +13,12 @@ from typing import Any, Dict, Iterator, Tuple
 import pytest
 
 import ua_autotag
-from tests import pg
+from tests import databricks, pg
 from tests.attribution.conftest import ACME, DEFAULT, GLOBEX, TOKEN, exactly_one, untouched
 from ua_autotag.verify.http_peer import HeaderRecorder
 
 ACME_36 = "AcmePartner_DatEngProduct/3.6"
-ME = "/api/2.0/preview/scim/v2/Me"
+ME = databricks.ME
 
 
 # ------------------------------------------------------------------ claimed twice
@@ -64,14 +64,7 @@ def test_every_value_rule_applies_per_product() -> None:
 
 @pytest.fixture
 def sdk_peer(http_peer: HeaderRecorder, monkeypatch: pytest.MonkeyPatch) -> HeaderRecorder:
-    import os
-
-    for var in list(os.environ):
-        if var.startswith(("DATABRICKS_", "ARM_", "GOOGLE_")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", os.devnull)
-    http_peer.route("GET", ME, (200, {"userName": "someone@example.com"}))
-    return http_peer
+    return databricks.workspace(http_peer, monkeypatch)
 
 
 def _objects(world: SimpleNamespace, ops: Any, peer: HeaderRecorder, pg_dsn: str) -> Dict[str, Any]:

@@ -18,11 +18,12 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 import ua_autotag
+from tests import databricks
 from ua_autotag.verify.http_peer import HeaderRecorder
 
 UA = "AcmePartner_DatEngProduct/3.5"
 OTHER = "OtherIsv_OtherProduct/2.0"
-ME = "/api/2.0/preview/scim/v2/Me"
+ME = databricks.ME
 WELL_KNOWN = "/.well-known/databricks-config"
 TOKEN = "dapi0123456789abcdef0123456789ab"  # shaped like a real PAT: must never leak
 SDK = ["databricks_sdk"]
@@ -31,12 +32,7 @@ SDK = ["databricks_sdk"]
 @pytest.fixture
 def peer(http_peer: HeaderRecorder, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeaderRecorder]:
     """The workspace: answers the SCIM Me call; no DATABRICKS_* from the environment."""
-    for var in list(os.environ):
-        if var.startswith(("DATABRICKS_", "ARM_", "GOOGLE_")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", os.devnull)
-    http_peer.route("GET", ME, (200, {"userName": "someone@example.com"}))
-    yield http_peer
+    yield databricks.workspace(http_peer, monkeypatch)
 
 
 def workspace(peer: HeaderRecorder, **kwargs: Any) -> Any:

@@ -20,6 +20,7 @@ import pytest
 from packaging.version import Version
 
 import ua_autotag
+from tests import databricks
 from ua_autotag.integrations.databricks_sql import merge_entry
 from ua_autotag.verify.http_peer import HeaderRecorder
 
@@ -74,15 +75,7 @@ def peer(http_peer: HeaderRecorder) -> HeaderRecorder:
 
 
 def thrift(peer: HeaderRecorder, **extra: Any) -> Dict[str, Any]:
-    kwargs: Dict[str, Any] = dict(
-        server_hostname=peer.url,
-        http_path="/x",
-        access_token=TOKEN,
-        _connection_uri=peer.url + "/x",
-        enable_telemetry=False,
-        _retry_stop_after_attempts_count=1,
-    )
-    return {**kwargs, **extra}
+    return databricks.thrift(peer, TOKEN, **extra)
 
 
 def sea(peer: HeaderRecorder, **extra: Any) -> Dict[str, Any]:

@@ -19,7 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, Optional, Tuple
 
-__all__ = ["CATALOG", "RUNTIMES", "CatalogEntry", "module_for", "readers"]
+__all__ = ["CATALOG", "RUNTIMES", "SDK_MODULES", "CatalogEntry", "module_for", "readers"]
 
 
 class CatalogEntry:
@@ -93,6 +93,10 @@ CATALOG: Dict[str, CatalogEntry] = {
 #: Non-Python runtimes the launcher hooks (``ua_autotag.runtimes``); names share
 #: ``disabled`` / ``--disable`` with the integrations.
 RUNTIMES: Tuple[str, ...] = ("node", "java")
+
+#: where an OpenTelemetry SDK's providers come from: importing one of these wraps the
+#: integrations' span-only layers (``Patch.spans_only``), which are left out before
+SDK_MODULES: Tuple[str, ...] = ("opentelemetry.sdk.trace", "opentelemetry.sdk.metrics")
 
 
 def readers(variable: str) -> Tuple[str, ...]:

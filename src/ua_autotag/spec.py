@@ -83,13 +83,19 @@ class Patch(NamedTuple):
     (engine, pool, client) records the product whose code creates it - or, with
     ``pin_from``, the product of an argument already pinned (an SDK client built from a
     product's ``Config``); ``pin="use"`` on a method that opens connections attributes
-    them to that recorded product, on whatever thread.
+    them to that recorded product, on whatever thread (on a tagging patch, the one
+    wrapper does both).
 
     Availability: ``optional`` patches may be absent in some versions (no warning);
     without one, a missing non-optional patch makes the integration "partial" (one
     warning) unless it is ``essential`` (the integration cannot tag at all without it).
     ``when`` is the module whose import applies the patch when it is not part of the
     client's own package (``psycopg_pool`` for psycopg): it is never imported by us.
+
+    ``spans_only``: the layer exists for connect spans alone (its ``before``/``after``
+    are at most a fallback for a missing tagging patch). It is wrapped only while a span
+    could record (spans on and an OpenTelemetry SDK imported), or always when a tagging
+    patch of its integration is missing; otherwise the call runs no wrapper at all.
     """
 
     module: str
@@ -104,6 +110,7 @@ class Patch(NamedTuple):
     when: Optional[str] = None
     settings: Optional[Resolver] = None
     pin_from: Optional[Callable[[Args, Kwargs], Any]] = None
+    spans_only: bool = False
 
     @property
     def tags(self) -> bool:

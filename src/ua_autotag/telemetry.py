@@ -107,6 +107,30 @@ def sdk_configured() -> bool:
     return trace_mod._TRACER_PROVIDER is not None or metrics_state._METER_PROVIDER is not None
 
 
+def sdk_possible() -> bool:
+    """Whether a span could record now or later without another import: an SDK module is
+    loaded, a provider is installed, or the environment names one. Cheaper and wider
+    than :func:`sdk_configured`; decides whether span-only layers are wrapped at all."""
+    import os
+    import sys
+
+    from .catalog import SDK_MODULES
+
+    modules = sys.modules
+    if any(name in modules for name in SDK_MODULES):
+        return True
+    if os.environ.get("OTEL_PYTHON_TRACER_PROVIDER") or os.environ.get(
+        "OTEL_PYTHON_METER_PROVIDER"
+    ):
+        return True
+    trace_api = modules.get("opentelemetry.trace")
+    metrics_state = modules.get("opentelemetry.metrics._internal")
+    return (
+        getattr(trace_api, "_TRACER_PROVIDER", None) is not None
+        or getattr(metrics_state, "_METER_PROVIDER", None) is not None
+    )
+
+
 def may_record() -> bool:
     """Whether a span started now could record: False only once the OpenTelemetry API is
     loaded and no SDK is configured (then :func:`start` returns None anyway).

@@ -99,7 +99,8 @@ def _patch_label(patch: Any) -> str:
     kind = " (essential)" if patch.essential else " (optional)" if patch.optional else ""
     role = {"create": " [pins its creator]", "use": " [connects as its pin]"}.get(patch.pin, "")
     when = f" (when {patch.when} is imported)" if patch.when else ""
-    return f"{patch.module}.{patch.path}{role}{kind}{when}"
+    spans = " [spans only: while an OpenTelemetry SDK is loaded]" if patch.spans_only else ""
+    return f"{patch.module}.{patch.path}{role}{spans}{kind}{when}"
 
 
 def _integration(name: str, settings: Optional[Settings], live: Any) -> Dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from _thread import RLock
 
-from ..catalog import CATALOG
+from ..catalog import CATALOG, SDK_MODULES
 from ..settings import Settings
 from . import attribution, finder
 
@@ -28,6 +28,8 @@ __all__ = ["ProductInfo", "Status", "instrument", "status", "uninstrument"]
 #: guards applying and removing patches (re-entrant: hooks may fire while we hold it)
 _LOCK = RLock()
 _ARMED: set[str] = set()
+#: in :data:`_ARMED` once the OpenTelemetry SDK modules are watched (no integration name)
+_SDK = "(opentelemetry sdk)"
 
 
 def _patcher() -> Any:
@@ -71,6 +73,17 @@ def _deferred_hook(name: str, module_name: str) -> Callable[[Any], None]:
     return on_import
 
 
+def _sdk_hook(module: Any) -> None:
+    """An OpenTelemetry SDK module was imported: span-only layers may be wanted now."""
+    try:
+        with _LOCK:
+            patcher = _patcher()
+            if patcher is not None:
+                patcher.sync_spans()
+    except Exception:  # pragma: no cover - sync_spans() never raises
+        pass
+
+
 def instrument(settings: Settings) -> Settings:
     """Make ``settings`` the default or a product; arm hooks for what it enables.
 
@@ -92,7 +105,15 @@ def instrument(settings: Settings) -> Settings:
             elif name not in _ARMED:
                 _ARMED.add(name)
                 to_arm.append(name)
+        if patcher is not None:
+            patcher.sync_spans()  # spans may have been switched on or off
+        watch_sdk = settings.spans and _SDK not in _ARMED
+        if watch_sdk:
+            _ARMED.add(_SDK)
     # outside the lock: watch() may wait for another thread's import of the trigger
+    if watch_sdk:
+        for sdk in SDK_MODULES:
+            finder.watch(sdk, _sdk_hook)
     for name in to_arm:
         entry = CATALOG[name]
         for extra in entry.watch:
@@ -117,6 +138,7 @@ def uninstrument(packages: Optional[Tuple[str, ...]] = None) -> None:
             for name in CATALOG:
                 if name not in wanted:
                     patcher.remove(name)
+            patcher.sync_spans()
 
 
 class ProductInfo:

@@ -312,12 +312,19 @@ def held(handle: Any) -> Optional[Settings]:
     return settings
 
 
-def decide(settings: Settings) -> Any:
-    """Make ``settings`` the answer for inner layers of this call; returns the reset token."""
-    return _DECIDED.set(settings)
+def decide(settings: Settings, product: Optional[Product] = None) -> Any:
+    """Make ``settings`` the answer for inner layers of this call (and ``product`` the
+    pin in force, for objects they create); returns what :func:`undecide` resets."""
+    token = _DECIDED.set(settings)
+    if product is None:
+        return token
+    return (token, _PINNED.set(product))
 
 
 def undecide(token: Any) -> None:
+    if type(token) is tuple:
+        _PINNED.reset(token[1])
+        token = token[0]
     _DECIDED.reset(token)
 
 

@@ -29,13 +29,16 @@ from ..settings import Settings
 from ..spec import Integration, IntegrationStatus, Patch, Tag
 from ..value import ConfigurationError, InvalidUserAgent
 from . import attribution
+from .attribution import pin_of
 
 __all__ = [
     "apply",
     "installed_version",
     "load_spec",
     "remove_all",
+    "spans_armed",
     "status_of",
+    "sync_spans",
     "version_supported",
 ]
 
@@ -54,12 +57,28 @@ _PATH_ERRORS: Tuple[Type[BaseException], ...] = (
 class _Live:
     """An applied integration: its wrapt handles, switch, gaps and one-time warnings."""
 
-    __slots__ = ("handles", "missing", "on", "spec", "undo", "version", "warned")
+    __slots__ = (
+        "handles",
+        "missing",
+        "on",
+        "span_layers",
+        "spans_always",
+        "spans_on",
+        "spec",
+        "undo",
+        "version",
+        "warned",
+    )
 
     def __init__(self, spec: Integration, version: Optional[str]) -> None:
         self.spec = spec
         self.version = version
         self.on = True
+        #: the ``spans_only`` patches; wrapped while ``spans_on`` (always, as fallbacks,
+        #: when a tagging patch is missing)
+        self.span_layers: List[Patch] = []
+        self.spans_on = False
+        self.spans_always = False
         self.handles: List[Tuple[Patch, Any]] = []
         self.missing: List[str] = []
         self.undo: Optional[Callable[[], None]] = None
@@ -126,19 +145,23 @@ def version_supported(spec: Integration, version: Optional[str]) -> Optional[str
 class _Tagger:
     """What one tagging patch does around a call; the wrappers below only sequence it.
 
-    Everything that can be computed once per patch is (carrier limit, flags); nothing
-    here raises into the application's call except a configuration error under
-    ``strict``.
+    Everything that can be computed once per patch is (carrier, limit, flags), and the
+    :class:`Tag` once per (settings, carrier). A call with no span to open and no
+    product registered skips the context bookkeeping (nothing inner could resolve
+    differently). Nothing here raises into the application's call except a
+    configuration error under ``strict``.
     """
 
     __slots__ = (
         "after",
         "before",
         "carrier",
+        "key",
         "limit",
         "live",
         "name",
         "patch",
+        "pin_use",
         "resolver",
         "system",
         "tagging",
@@ -152,8 +175,10 @@ class _Tagger:
         self.name, self.system, self.carrier = spec.name, spec.system, spec.carrier
         # our value is ASCII: characters are bytes
         self.limit = CARRIERS[spec.carrier].max_bytes if spec.carrier else None
+        self.key = ("tag", spec.carrier)
         self.before, self.after, self.target = patch.before, patch.after, patch.target
         self.tagging, self.want_span, self.resolver = patch.tags, patch.span, patch.settings
+        self.pin_use = patch.pin == "use"
 
     def settings_for(self, instance: Any) -> Optional[Settings]:
         """The settings that tag this call, or None to pass it through untouched."""
@@ -167,12 +192,30 @@ class _Tagger:
             return None  # a span-only layer with spans off
         return settings
 
+    def plain(self, settings: Settings) -> bool:
+        """Whether this call needs neither a span nor a decision for inner layers.
+
+        The decision only matters with products registered: without them every layer
+        of one call resolves to the same scope or default. (The one patch whose
+        resolver differs from the rule, Spark's per-session user agent, is a property
+        getter: nothing connects inside it.)
+        """
+        if self.want_span and settings.spans:
+            return False
+        if not self.tagging:
+            return True
+        st = attribution.state()
+        return st is None or not st.by_package
+
     def start(
         self, settings: Settings, instance: Any, args: Args, kwargs: Kwargs
     ) -> Tuple[Optional[telemetry.ConnectSpan], Any, Optional[Tag], Args, Kwargs]:
         """Open the span, decide the product for inner layers, tag the arguments."""
         handle = self.open_span(settings, instance, args, kwargs)
-        token = attribution.decide(settings) if self.tagging else None
+        token = None
+        if self.tagging:
+            product = pin_of(instance) if self.pin_use and instance is not None else None
+            token = attribution.decide(settings, product)
         try:
             tag, args, kwargs = self.prepare(settings, instance, args, kwargs)
         except BaseException as exc:  # strict: a configuration error for the caller
@@ -203,18 +246,25 @@ class _Tagger:
             logger.debug("ua_autotag: span start failed: %s", type(exc).__name__)
             return None
 
+    def tag_for(self, settings: Settings) -> Tag:
+        """The :class:`Tag` of ``settings`` for this carrier (built once, then cached)."""
+        tag: Optional[Tag] = settings.cache.get(self.key)
+        if tag is None:
+            ua = settings.user_agent
+            value = ua.text
+            limit, carrier = self.limit, self.carrier
+            if limit is not None and len(value) > limit and carrier is not None:
+                value = ua.render(carrier)  # raises, naming the carrier and its limit
+            tag = settings.cache[self.key] = Tag(ua, value, settings)
+        return tag
+
     def prepare(
         self, settings: Settings, instance: Any, args: Args, kwargs: Kwargs
     ) -> Tuple[Optional[Tag], Args, Kwargs]:
         tag = None
         if self.tagging:
             try:
-                ua = settings.user_agent
-                value = ua.text
-                limit, carrier = self.limit, self.carrier
-                if limit is not None and len(value) > limit and carrier is not None:
-                    value = ua.render(carrier)  # raises, naming the carrier and its limit
-                tag = Tag(ua, value, settings)
+                tag = self.tag_for(settings)
                 if self.before is not None:
                     args, kwargs = self.before(tag, instance, args, kwargs)
             except Exception as exc:
@@ -252,6 +302,7 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
     """The wrapt wrapper of a tagging (or span) patch, sync or async."""
     tagger = _Tagger(live, patch)
     settings_for, start, finish, end = tagger.settings_for, tagger.start, tagger.finish, tagger.end
+    plain, prepare = tagger.plain, tagger.prepare
 
     if is_async:
 
@@ -280,6 +331,9 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
         settings = settings_for(instance)
         if settings is None:
             return wrapped(*args, **kwargs)
+        if plain(settings):  # no span, nothing to tell inner layers: tag and call
+            tag, args, kwargs = prepare(settings, instance, args, kwargs)
+            return finish(tag, instance, args, kwargs, wrapped(*args, **kwargs))
         handle, token, tag, args, kwargs = start(settings, instance, args, kwargs)
         try:
             result = finish(tag, instance, args, kwargs, wrapped(*args, **kwargs))
@@ -373,7 +427,7 @@ def _wrap_property(module: str, path: str, wrapper: Callable[..., Any]) -> _Wrap
 def _wrap(live: _Live, patch: Patch, original: Any) -> Any:
     func = getattr(original, "__func__", original)
     is_async = inspect.iscoroutinefunction(func)
-    make = _pin_wrapper if patch.pin else _tag_wrapper
+    make = _pin_wrapper if patch.pin and not patch.tags else _tag_wrapper
     wrapper = make(live, patch, is_async)
     if isinstance(original, property):
         return _wrap_property(patch.module, patch.path, wrapper)
@@ -484,9 +538,13 @@ def _apply_live(
     """Wrap every resolved patch and run the set-up; all undone if any of it fails."""
     live = _Live(spec, version)
     live.missing = [p.name for p in missing if not p.optional]
+    live.span_layers = [p for p, _ in resolved if p.spans_only]
+    live.spans_always = any(p.tags and not p.spans_only for p in missing)
+    live.spans_on = live.spans_always or spans_armed()
     try:
         for patch, original in resolved:
-            live.handles.append((patch, _wrap(live, patch, original)))
+            if live.spans_on or not patch.spans_only:
+                live.handles.append((patch, _wrap(live, patch, original)))
         if spec.setup is not None:
             live.undo = spec.setup()
     except Exception:
@@ -510,7 +568,7 @@ def _apply_deferred(live: _Live, module: str) -> None:
     """Wrap the integration's patches that wait for ``module`` (or re-wrap after a reload)."""
     done = {(p.module, p.path): h for p, h in live.handles}
     for patch in live.spec.patches:
-        if patch.when != module:
+        if patch.when != module or (patch.spans_only and not live.spans_on):
             continue
         try:
             original = _resolve(patch)
@@ -552,21 +610,58 @@ def _refresh(live: _Live) -> None:
             logger.debug("ua_autotag: re-wrap of %s failed: %s", patch.name, type(exc).__name__)
 
 
+def spans_armed() -> bool:
+    """Whether span-only layers are wanted now: some registered settings have spans on
+    and a span could record (an OpenTelemetry SDK is loaded, a provider is installed, or
+    one is configured through the environment)."""
+    st = attribution.state()
+    if st is None or not any(s.spans for s in st.every()):
+        return False
+    return telemetry.sdk_possible()
+
+
+def sync_spans() -> None:
+    """Wrap or unwrap the span-only layers after the answer of :func:`spans_armed`
+    changed (an SDK was imported, spans were switched on or off). Under the lock."""
+    armed = spans_armed()
+    for live in _LIVE.values():
+        if not live.on or live.spans_always or live.spans_on == armed:
+            continue
+        live.spans_on = armed
+        if not armed:
+            for patch, handle in [h for h in live.handles if h[0].spans_only]:
+                _unwrap(patch, handle)
+            live.handles = [h for h in live.handles if not h[0].spans_only]
+            continue
+        for patch in live.span_layers:
+            if patch.when is not None and patch.when not in sys.modules:
+                continue  # wrapped when that module is imported
+            try:
+                live.handles.append((patch, _wrap(live, patch, _resolve(patch))))
+            except Exception as exc:
+                logger.debug("ua_autotag: could not wrap %s: %s", patch.name, type(exc).__name__)
+
+
+def _unwrap(patch: Patch, handle: Any) -> None:
+    """Put back the original under ``handle``, wherever it sits in the chain; never raises."""
+    try:
+        if hasattr(wrapt, "unwrap_object"):
+            wrapt.unwrap_object(patch.module, patch.path, handle, missing_ok=True)
+        else:  # wrapt < 2: only an outermost wrapper can be removed
+            parent, attribute, current = wrapt.resolve_path(patch.module, patch.path)
+            if current is handle:
+                setattr(parent, attribute, getattr(handle, "__wrapped__"))  # noqa: B009
+    except Exception as exc:
+        logger.debug(
+            "ua_autotag: left a disabled wrapper on %s (%s)", patch.name, type(exc).__name__
+        )
+
+
 def _remove(live: _Live) -> None:
     """Unwrap ``live``'s patches, restoring the original objects; never raises."""
     live.on = False  # anything left in a chain becomes a pass-through
     for patch, handle in reversed(live.handles):
-        try:
-            if hasattr(wrapt, "unwrap_object"):
-                wrapt.unwrap_object(patch.module, patch.path, handle, missing_ok=True)
-            else:  # wrapt < 2: only an outermost wrapper can be removed
-                parent, attribute, current = wrapt.resolve_path(patch.module, patch.path)
-                if current is handle:
-                    setattr(parent, attribute, getattr(handle, "__wrapped__"))  # noqa: B009
-        except Exception as exc:
-            logger.debug(
-                "ua_autotag: left a disabled wrapper on %s (%s)", patch.name, type(exc).__name__
-            )
+        _unwrap(patch, handle)
     live.handles.clear()
     if live.undo is not None:
         try:

@@ -18,6 +18,8 @@ only while one is pending, so that path gets a span per attempt (one, unless
 multi-host) and cancellations, which also use ``wait_conn``, get none.
 Those methods are private API: if a future psycopg drops ``_get_connection_params``
 the connect-level wrappers rewrite the arguments instead (same merge, idempotent).
+The span layers are ``spans_only``: with spans off or no OpenTelemetry SDK loaded they
+are not wrapped at all, and a connect runs through ``_get_connection_params`` alone.
 """
 
 from __future__ import annotations
@@ -162,7 +164,9 @@ _CONNECT_OPTIONS = frozenset(
 
 
 def _connect_patch(path: str) -> Patch:
-    return Patch("psycopg", path, before=_before_connect, span=True, settings=_span_layer)
+    return Patch(
+        "psycopg", path, before=_before_connect, span=True, settings=_span_layer, spans_only=True
+    )
 
 
 INTEGRATION = Integration(
@@ -185,6 +189,7 @@ INTEGRATION = Integration(
             span=_pending,
             optional=True,
             settings=_wait_layer,
+            spans_only=True,
         ),
         Patch(
             "psycopg.waiting",
@@ -194,6 +199,7 @@ INTEGRATION = Integration(
             span=_pending,
             optional=True,
             settings=_wait_layer,
+            spans_only=True,
         ),
         # pools keep the product whose code created them, for their worker threads
         *pool_pins("psycopg_pool", "ConnectionPool", "_connect"),

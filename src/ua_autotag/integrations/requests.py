@@ -50,11 +50,16 @@ INTEGRATION = Integration(
     supported=">=2.25,<3",
     system="databricks",
     patches=(
-        Patch("requests.adapters", "HTTPAdapter.send", before=_tag_request, settings=for_object),
+        # a pinned adapter sends as its product (pin="use" on the tagging layer itself):
+        # the urllib3 pools it creates and calls underneath resolve to the same product
+        Patch(
+            "requests.adapters",
+            "HTTPAdapter.send",
+            before=_tag_request,
+            settings=for_object,
+            pin="use",
+        ),
         # a Session's adapters are made in Session.__init__: they keep the creating product
         Patch("requests.adapters", "HTTPAdapter.__init__", pin="create"),
-        # and send as it (outermost, after the tagging wrapper): the urllib3 pools the
-        # adapter creates and calls underneath then resolve to the same product
-        Patch("requests.adapters", "HTTPAdapter.send", pin="use"),
     ),
 )

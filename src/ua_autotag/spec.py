@@ -1,6 +1,7 @@
 """What an integration declares: the patches, how each tags a call, and what it needs.
 
-Pure declarations, no wrapt: an integration module builds one :class:`Integration` of
+Pure declarations, no wrapt (loaded with the integrations, at a client's import): an
+integration module builds one :class:`Integration` of
 :class:`Patch` rows and small functions taking a :class:`Tag`. The engine
 (``ua_autotag.engine``) turns each patch into one wrapper with uniform behaviour.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
 
+from . import telemetry
 from .catalog import CATALOG
 from .settings import Settings
 from .value import UserAgent
@@ -42,8 +44,6 @@ class Tag:
         self, sent: Optional[str] = None, address: Optional[str] = None, port: Any = None
     ) -> None:
         """Tell the connect span what was actually sent and to where."""
-        from . import telemetry
-
         telemetry.note(sent, address, port)
 
 

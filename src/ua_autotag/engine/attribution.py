@@ -174,9 +174,27 @@ def _resolve(st: State) -> Optional[Settings]:
 
 
 def current() -> Optional[Settings]:
-    """The settings that tag a connection opened here, now; None: leave it alone."""
+    """The settings that tag a connection opened here, now; None: leave it alone.
+
+    :func:`_resolve` inlined: this runs on every tagged call.
+    """
     st = _STATE
-    return None if st is None else _resolve(st)
+    if st is None:
+        return None
+    decided = _DECIDED.get()
+    if decided is not None:
+        return decided
+    scoped = _SCOPED.get()
+    if scoped is not None:
+        return scoped
+    if st.by_package:
+        pin = _PINNED.get()
+        if pin is not None and pin.settings is not None:
+            return pin.settings
+        product = from_stack(st, 2)
+        if product is not None and product.settings is not None:
+            return product.settings
+    return st.default
 
 
 def for_object(obj: Any) -> Optional[Settings]:

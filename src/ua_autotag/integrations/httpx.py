@@ -16,16 +16,19 @@ from __future__ import annotations
 from typing import Any, Dict, Tuple
 
 from ..engine.attribution import for_object
-from ..hosts import rules_for
+from ..hosts import HostRules
 from ..spec import Integration, Patch, Tag
 from .requests import send_tagged
+
+
+def _databricks(rules: HostRules, request: Any) -> bool:
+    return rules.match(request.url.host)
 
 
 def _tag_request(
     tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
 ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
-    rules = rules_for(tag.settings)
-    return send_tagged(tag, args, kwargs, lambda request: rules.match(request.url.host))
+    return send_tagged(tag, args, kwargs, _databricks)
 
 
 INTEGRATION = Integration(

@@ -18,31 +18,37 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Tuple
 
 from ..engine.attribution import for_object
-from ..hosts import rules_for
+from ..hosts import HostRules, rules_for
 from ..merge.http import tagged_request
-from ..spec import Integration, Patch, Tag, argument, with_argument
+from ..spec import Integration, Patch, Tag
 
 
 def send_tagged(
-    tag: Tag, args: Tuple[Any, ...], kwargs: Dict[str, Any], databricks: Callable[[Any], bool]
+    tag: Tag,
+    args: Tuple[Any, ...],
+    kwargs: Dict[str, Any],
+    databricks: Callable[[HostRules, Any], bool],
 ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
     """The send call's arguments with its ``request`` (first argument) tagged when
-    ``databricks(request)``; shared with httpx, whose funnel has the same shape."""
-    request: Any = argument(args, kwargs, 0, "request")
-    if not databricks(request):
+    ``databricks(rules, request)``; shared with httpx, whose funnel has the same shape."""
+    request: Any = args[0] if args else kwargs.get("request")
+    if not databricks(rules_for(tag.settings), request):
         return args, kwargs
     sent = tagged_request(request, tag.value, tag.mode)
-    return (args, kwargs) if sent is None else with_argument(args, kwargs, 0, "request", sent)
+    if sent is None:
+        return args, kwargs
+    return ((sent, *args[1:]), kwargs) if args else (args, {**kwargs, "request": sent})
+
+
+def _databricks(rules: HostRules, request: Any) -> bool:
+    url = getattr(request, "url", None)
+    return type(url) is str and rules.match_url(url)
 
 
 def _tag_request(
     tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
 ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
-    def databricks(request: Any) -> bool:
-        url = getattr(request, "url", None)
-        return isinstance(url, str) and rules_for(tag.settings).match_url(url)
-
-    return send_tagged(tag, args, kwargs, databricks)
+    return send_tagged(tag, args, kwargs, _databricks)
 
 
 INTEGRATION = Integration(

@@ -70,14 +70,6 @@ def _params(builder: Any) -> Any:
     return params or {}
 
 
-def caller_part(builder: Any) -> str:
-    """The user part as the client computes it (parameter > env > default)."""
-    value = _params(builder).get("user_agent")
-    if value is None:
-        value = os.environ.get("SPARK_CONNECT_USER_AGENT", DEFAULT_USER_AGENT)
-    return str(value)
-
-
 def _own(builder: Any, name: str) -> Any:
     """``builder``'s own attribute ``name`` (None if unset), without a failed lookup's cost."""
     try:
@@ -87,18 +79,34 @@ def _own(builder: Any, name: str) -> Any:
 
 
 def _tag_user_agent(tag: Tag, builder: Any, args: Any, kwargs: Any, result: str) -> str:
-    """``ChannelBuilder.userAgent`` getter: merge ours into the user part of ``result``."""
+    """``ChannelBuilder.userAgent`` getter: merge ours into the user part of ``result``.
+
+    The user part is what the client used (parameter > ``SPARK_CONNECT_USER_AGENT`` >
+    default); the caller's own part is that, unless it is the value the launcher
+    exported (with the process default in it): then the one the caller had before.
+    """
     if _own(builder, MERGED):
         return result
-    user = caller_part(builder)
-    return merge_result(result, user, _own_part(builder, user), tag.value, tag.mode)
+    value = _params(builder).get("user_agent")
+    if value is not None:
+        user = own = str(value)
+    else:
+        user = str(os.environ.get("SPARK_CONNECT_USER_AGENT", DEFAULT_USER_AGENT))
+        own = user if _exported(tag.settings) != user else _before_launcher()
+    return merge_result(result, user, own, tag.value, tag.mode)
 
 
-def _own_part(builder: Any, user: str) -> str:
-    """The caller's own user part: a ``SPARK_CONNECT_USER_AGENT`` the launcher exported
-    (with the process default in it) gives way to the one the caller had before."""
-    if os.environ.get(EXPORTED) != user or _params(builder).get("user_agent") is not None:
-        return user
+def _exported(settings: Settings) -> Optional[str]:
+    """What the launcher exported as ``SPARK_CONNECT_USER_AGENT``: read once per settings
+    (the launcher sets it before the process starts; per request it is a cache hit)."""
+    try:
+        exported: Optional[str] = settings.cache[EXPORTED]
+    except KeyError:
+        exported = settings.cache[EXPORTED] = os.environ.get(EXPORTED)
+    return exported
+
+
+def _before_launcher() -> str:
     own = own_value(os.environ, "SPARK_CONNECT_USER_AGENT")
     return DEFAULT_USER_AGENT if own is None else own
 

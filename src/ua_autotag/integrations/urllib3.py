@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Tuple
 
 from ..engine.attribution import for_object
-from ..hosts import host_of, rules_for
+from ..hosts import rules_for
 from ..merge.http import merge_rest_user_agent
 from ..spec import Integration, Patch, Tag, argument, with_argument
 
@@ -36,16 +36,20 @@ def _tag_urlopen(
     tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
 ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
     url = args[1] if len(args) > 1 else kwargs.get("url", "")
-    if isinstance(url, str) and (url.startswith("http://") or url.startswith("https://")):
-        host = host_of(url)
+    rules = rules_for(tag.settings)
+    if isinstance(url, str) and url.startswith(("http://", "https://")):
+        databricks = rules.match_url(url)  # cached per host[:port]
     else:
-        host = instance.host
-    if not rules_for(tag.settings).match(host):
+        databricks = rules.match(instance.host)
+    if not databricks:
         return args, kwargs
     headers = argument(args, kwargs, _HEADERS_INDEX, "headers")
     if headers is None:
         headers = instance.headers
-    key = next((k for k in headers if isinstance(k, str) and k.lower() == "user-agent"), None)
+    if "User-Agent" in headers:  # the usual spelling (any spelling, for HTTPHeaderDict)
+        key: Optional[str] = "User-Agent"
+    else:
+        key = next((k for k in headers if isinstance(k, str) and k.lower() == "user-agent"), None)
     existing = headers[key] if key is not None else _default_user_agent()
     if existing is not None and not isinstance(existing, str):
         return args, kwargs

@@ -197,7 +197,9 @@ def main() -> None:
             Variant(spans_on, case.fn, case.on(True), case.after),
         ]
         n = max(10, inner // case.weight)
-        samples = interleave(variants, rounds, n)
+        # heavy calls (a real connect path, ~100-300 us, whose own spread is larger than
+        # the few us we add): more rounds, so the median of the paired differences settles
+        samples = interleave(variants, rounds * max(1, case.weight // 20), n)
         if case.ops > 1:  # per connect, not per batch
             samples = {k: [v / case.ops for v in vs] for k, vs in samples.items()}
             n *= case.ops

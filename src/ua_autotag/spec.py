@@ -92,10 +92,12 @@ class Patch(NamedTuple):
     ``when`` is the module whose import applies the patch when it is not part of the
     client's own package (``psycopg_pool`` for psycopg): it is never imported by us.
 
-    ``spans_only``: the layer exists for connect spans alone (its ``before``/``after``
-    are at most a fallback for a missing tagging patch). It is wrapped only while a span
-    could record (spans on and an OpenTelemetry SDK imported), or always when a tagging
-    patch of its integration is missing; otherwise the call runs no wrapper at all.
+    Layers wrapped only when needed (otherwise the call runs no wrapper of ours at all):
+    ``spans_only`` exists for connect spans (its ``before``/``after`` at most back up a
+    missing tagging patch): wrapped while a span could record (spans on and an
+    OpenTelemetry SDK imported). ``fallback`` tags the same call as another patch one
+    layer further out: wrapped only when a tagging patch of its integration is missing.
+    Both are always wrapped when one is missing.
     """
 
     module: str
@@ -111,6 +113,7 @@ class Patch(NamedTuple):
     settings: Optional[Resolver] = None
     pin_from: Optional[Callable[[Args, Kwargs], Any]] = None
     spans_only: bool = False
+    fallback: bool = False
 
     @property
     def tags(self) -> bool:

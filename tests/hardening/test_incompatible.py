@@ -159,3 +159,42 @@ def test_one_missing_target_leaves_the_intact_paths_tagged(tmp_path: Path, pg_ds
     }
     warnings = [line for line in result.stderr.splitlines() if "ua_autotag" in line]
     assert len(warnings) == 1 and "psycopg.AsyncConnection.connect" in warnings[0]
+
+
+def test_a_fallback_layer_tags_when_the_private_patch_point_is_gone(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """asyncpg without ``connect_utils._connect`` (a rename): the public ``connect``,
+    left unwrapped while ``_connect`` exists, is wrapped instead and tags; status partial."""
+    result = _run(
+        f"""
+        import asyncio, json, types, asyncpg, asyncpg.connect_utils, asyncpg.connection
+        real = asyncpg.connect_utils._connect
+        del asyncpg.connect_utils._connect
+        # the public connect of a release where _connect has another name: the same code,
+        # its connect_utils look-up answering with the renamed function
+        source = asyncpg.connection.connect
+        scope = {{**source.__globals__, "connect_utils": types.SimpleNamespace(_connect=real)}}
+        connect = types.FunctionType(
+            source.__code__, scope, source.__name__, source.__defaults__, source.__closure__
+        )
+        connect.__kwdefaults__ = source.__kwdefaults__
+        asyncpg.connection.connect = connect
+        import ua_autotag
+        ua_autotag.instrument({UA!r}, spans=False)
+        wrapped = vars(asyncpg.connection)["connect"] is not connect
+        async def main():
+            conn = await asyncpg.connection.connect({pg.URI!r})
+            try:
+                return await conn.fetchval({pg.APPLICATION_NAME_SQL!r})
+            finally:
+                await conn.close()
+        app = asyncio.run(main())
+        row = ua_autotag.status()["asyncpg"]
+        print(json.dumps({{"app": app, "state": row.state, "wrapped": wrapped}}))
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out == {"app": UA, "state": "partial", "wrapped": True}

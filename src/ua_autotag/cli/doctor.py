@@ -100,6 +100,8 @@ def _patch_label(patch: Any) -> str:
     role = {"create": " [pins its creator]", "use": " [connects as its pin]"}.get(patch.pin, "")
     when = f" (when {patch.when} is imported)" if patch.when else ""
     spans = " [spans only: while an OpenTelemetry SDK is loaded]" if patch.spans_only else ""
+    if patch.fallback:
+        spans = " [fallback: only if a tagging patch is missing]"
     return f"{patch.module}.{patch.path}{role}{spans}{kind}{when}"
 
 

@@ -58,11 +58,11 @@ class _Live:
     """An applied integration: its wrapt handles, switch, gaps and one-time warnings."""
 
     __slots__ = (
+        "degraded",
         "handles",
         "missing",
         "on",
         "span_layers",
-        "spans_always",
         "spans_on",
         "spec",
         "undo",
@@ -74,11 +74,11 @@ class _Live:
         self.spec = spec
         self.version = version
         self.on = True
-        #: the ``spans_only`` patches; wrapped while ``spans_on`` (always, as fallbacks,
-        #: when a tagging patch is missing)
+        #: the ``spans_only`` patches; wrapped while ``spans_on``
         self.span_layers: List[Patch] = []
         self.spans_on = False
-        self.spans_always = False
+        #: a tagging patch is missing: ``spans_only`` and ``fallback`` patches stand in
+        self.degraded = False
         self.handles: List[Tuple[Patch, Any]] = []
         self.missing: List[str] = []
         self.undo: Optional[Callable[[], None]] = None
@@ -322,6 +322,11 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
             # attribution is decided now, in the caller's context and stack
             settings = settings_for(instance)
             if settings is None:
+                return wrapped(*args, **kwargs)
+            if patch.after is None and plain(settings):
+                # nothing to do after the await: tag now, hand back the client's own
+                # coroutine (no coroutine of ours around it)
+                _tag, args, kwargs = prepare(settings, instance, args, kwargs)
                 return wrapped(*args, **kwargs)
             return run_async(wrapped, instance, args, kwargs, settings)
 
@@ -568,10 +573,13 @@ def _apply_live(
     live = _Live(spec, version)
     live.missing = [p.name for p in missing if not p.optional]
     live.span_layers = [p for p, _ in resolved if p.spans_only]
-    live.spans_always = any(p.tags and not p.spans_only for p in missing)
-    live.spans_on = live.spans_always or spans_armed()
+    # a tagging patch is missing: the layers that back it up are wrapped for good
+    live.degraded = any(p.tags and not (p.spans_only or p.fallback) for p in missing)
+    live.spans_on = live.degraded or spans_armed()
     try:
         for patch, original in resolved:
+            if patch.fallback and not live.degraded:
+                continue
             if live.spans_on or not patch.spans_only:
                 live.handles.append((patch, _wrap(live, patch, original)))
         if spec.setup is not None:
@@ -598,6 +606,8 @@ def _apply_deferred(live: _Live, module: str) -> None:
     done = {(p.module, p.path): h for p, h in live.handles}
     for patch in live.spec.patches:
         if patch.when != module or (patch.spans_only and not live.spans_on):
+            continue
+        if patch.fallback and not live.degraded:
             continue
         try:
             original = _resolve(patch)
@@ -654,7 +664,7 @@ def sync_spans() -> None:
     changed (an SDK was imported, spans were switched on or off). Under the lock."""
     armed = spans_armed()
     for live in _LIVE.values():
-        if not live.on or live.spans_always or live.spans_on == armed:
+        if not live.on or live.degraded or live.spans_on == armed:
             continue
         live.spans_on = armed
         if not armed:

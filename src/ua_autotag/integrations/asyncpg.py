@@ -11,8 +11,9 @@ dropped). asyncpg ignores ``PGAPPNAME`` and ``fallback_application_name`` is not
 asyncpg setting, so neither is a caller value here: we never make asyncpg send a
 value it would not have sent. The result goes in a copy of ``server_settings``.
 
-``_connect`` is private: ``asyncpg.connection.connect`` is wrapped too (optional,
-same merge, idempotent), so a rename costs the early-bound path only.
+``_connect`` is private: should a release rename it, ``asyncpg.connection.connect``
+(a ``fallback`` patch, unwrapped while ``_connect`` is there) tags instead, with the
+same merge, and only the early-bound path is lost.
 """
 
 from __future__ import annotations
@@ -90,7 +91,14 @@ INTEGRATION = Integration(
     system="postgresql",
     patches=(
         Patch("asyncpg.connect_utils", "_connect", before=_before_connect, span=True),
-        Patch("asyncpg.connection", "connect", before=_before_connect, span=True, optional=True),
+        Patch(
+            "asyncpg.connection",
+            "connect",
+            before=_before_connect,
+            span=True,
+            optional=True,
+            fallback=True,
+        ),
         *pool_pins("asyncpg.pool", "Pool", "_get_new_connection", when=None),
     ),
 )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import re
+from time import time_ns as _time_ns
 from typing import TYPE_CHECKING, Any, Dict, Optional, Pattern, Tuple
 
 if TYPE_CHECKING:
@@ -28,6 +29,19 @@ _tracer: Any = None
 _counter: Any = None
 _api: Any = None
 _providers: Any = None  # (trace module, metrics state) when the no-SDK check works
+
+
+class _NotStarted:
+    """Stands in for a span the SDK failed to start: records nothing."""
+
+    def is_recording(self) -> bool:
+        return False
+
+    def end(self) -> None:
+        pass
+
+
+_NOT_STARTED: Any = _NotStarted()
 
 _CURRENT: contextvars.ContextVar[Optional[ConnectSpan]] = contextvars.ContextVar(
     "ua_autotag_connect_span", default=None
@@ -141,17 +155,39 @@ def may_record() -> bool:
 
 
 class ConnectSpan:
-    """The span of one connection attempt; inner layers report into it."""
+    """The span of one connection attempt; inner layers report into it.
 
-    __slots__ = ("_token", "address", "integration", "port", "product", "sent", "span")
+    The SDK span is started by :meth:`begin`, once the tagging layer has prepared the
+    call: by then the target and the value sent are known, so the name and every
+    attribute go in at start in one dict (the SDK validates attributes under a lock per
+    call; a rename and a second ``set_attributes`` cost as much again). The start time
+    is taken when the handle is created, so the span still covers our own work.
+    What inner layers report later is added at :meth:`finish`.
+    """
 
-    def __init__(self, span: Any, integration: str, product: str) -> None:
-        self.span = span
+    __slots__ = (
+        "_token",
+        "address",
+        "attributes",
+        "changed",
+        "integration",
+        "port",
+        "product",
+        "sent",
+        "span",
+        "started",
+    )
+
+    def __init__(self, attributes: Dict[str, Any], integration: str, product: str) -> None:
+        self.span: Any = None
+        self.attributes = attributes
         self.integration = integration
         self.product = product
         self.address: Optional[str] = None
         self.port: Optional[int] = None
         self.sent: Optional[str] = None
+        self.changed = False
+        self.started = _time_ns()
         self._token: Any = None
 
     def set(self, sent: Optional[str], address: Optional[str], port: Optional[int]) -> None:
@@ -161,6 +197,40 @@ class ConnectSpan:
             self.address = address
         if port is not None:
             self.port = port
+        if self.span is not None:
+            self.changed = True
+
+    def _name(self) -> str:
+        address = self.address
+        if not address:
+            return "connect"
+        return f"connect {address}" if self.port is None else f"connect {address}:{self.port}"
+
+    def _reported(self) -> Dict[str, Any]:
+        attributes: Dict[str, Any] = {}
+        if self.address:
+            attributes["server.address"] = self.address
+        if self.port is not None:
+            attributes["server.port"] = int(self.port)
+        if self.sent is not None:
+            attributes["user_agent.original"] = self.sent
+        return attributes
+
+    def begin(self) -> None:
+        """Start the SDK span with everything known so far; never raises."""
+        if self.span is not None:
+            return
+        try:
+            reported = self._reported()
+            attributes = {**self.attributes, **reported} if reported else self.attributes
+            self.span = _tracer.start_span(
+                self._name(),
+                kind=_api.SpanKind.CLIENT,
+                attributes=attributes,
+                start_time=self.started,
+            )
+        except Exception:  # pragma: no cover - a broken SDK must not break the app
+            self.span = _NOT_STARTED
 
     def finish(self, exc: Optional[BaseException]) -> None:
         """End the span; never raises (the caller's own outcome must win)."""
@@ -169,19 +239,14 @@ class ConnectSpan:
         except Exception:  # reset from another context: nothing to undo
             pass
         try:
+            if self.span is None:
+                self.begin()
             span = self.span
             if span.is_recording():
-                attributes: Dict[str, Any] = {}
-                if self.address:
-                    attributes["server.address"] = self.address
-                    target = self.address if self.port is None else f"{self.address}:{self.port}"
-                    span.update_name(f"connect {target}")
-                if self.port is not None:
-                    attributes["server.port"] = int(self.port)
-                if self.sent is not None:
-                    attributes["user_agent.original"] = self.sent
-                if attributes:
-                    span.set_attributes(attributes)
+                if self.changed:  # reported by an inner layer after the start
+                    if self.address:
+                        span.update_name(self._name())
+                    span.set_attributes(self._reported())
                 if exc is not None:
                     message = scrub(str(exc))
                     span.add_event(
@@ -230,19 +295,19 @@ def _start_attributes(
 def start(
     integration: str, system: str, settings: Settings, client_version: Optional[str]
 ) -> Optional[ConnectSpan]:
-    """Start a connect span; None when an outer layer has one or no SDK is configured."""
+    """Open a connect span (the SDK span starts at :meth:`ConnectSpan.begin`); None when
+    an outer layer has one or no SDK is configured."""
     if _CURRENT.get() is not None:
         return None
     if _tracer is None:
         _load()
     if not sdk_configured():
         return None
-    span = _tracer.start_span(
-        "connect",
-        kind=_api.SpanKind.CLIENT,
-        attributes=_start_attributes(integration, system, settings, client_version),
+    handle = ConnectSpan(
+        _start_attributes(integration, system, settings, client_version),
+        integration,
+        settings.label,
     )
-    handle = ConnectSpan(span, integration, settings.label)
     handle._token = _CURRENT.set(handle)
     return handle
 

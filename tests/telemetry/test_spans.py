@@ -45,6 +45,42 @@ def test_one_client_span_per_connection(pg_dsn: str, spans: Any) -> None:
     assert attrs["ua_autotag.client.version"] == psycopg.__version__
 
 
+def test_name_and_attributes_are_given_at_span_start(pg_dsn: str, spans: Any) -> None:
+    """One layer knows the target and the value before it connects: the SDK gets them at
+    start (no rename, no second attribute call), and the span still covers the call."""
+    import time
+
+    import psycopg2
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    at_start: list[tuple[str, dict[str, Any]]] = []
+    listening = [True]
+
+    class AtStart(SpanProcessor):
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            if listening[0]:
+                at_start.append((span.name, dict(span.attributes)))
+
+    trace.get_tracer_provider().add_span_processor(AtStart())  # type: ignore[attr-defined]
+    try:
+        ua_autotag.instrument(UA)
+        before = time.time_ns()
+        psycopg2.connect(pg_dsn).close()
+        after = time.time_ns()
+    finally:
+        listening[0] = False
+    ours = [(name, attrs) for name, attrs in at_start if "ua_autotag.integration" in attrs]
+    assert len(ours) == 1
+    name, attrs = ours[0]
+    assert name == f"connect {pg.HOST}:{pg.PORT}"
+    assert attrs["server.address"] == pg.HOST and attrs["server.port"] == pg.PORT
+    assert attrs["user_agent.original"] == UA
+    (span,) = _ours(spans)
+    assert before <= span.start_time <= span.end_time <= after
+    assert span.attributes["user_agent.original"] == UA
+
+
 def test_connection_inside_a_user_span_is_its_child(pg_dsn: str, spans: Any) -> None:
     import psycopg
     from opentelemetry import trace

@@ -221,6 +221,8 @@ class _Tagger:
         except BaseException as exc:  # strict: a configuration error for the caller
             self.end(handle, token, exc)
             raise
+        if handle is not None:
+            handle.begin()  # target and value known: every attribute goes in at start
         return handle, token, tag, args, kwargs
 
     @staticmethod

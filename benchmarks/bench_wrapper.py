@@ -75,6 +75,25 @@ def span_ratio(group: str, samples: Dict[str, List[float]], spans_on: str, inner
     )
 
 
+def sdk_attribute_ratio(group: str, samples: Dict[str, List[float]], inner: int) -> Row:
+    """The SDK's span with our attributes over its bare span, paired per round: what
+    any span carrying those attributes costs before a line of ours runs."""
+    base = samples["unpatched"]
+    same = [a - b for a, b in zip(samples["otel span, our attributes (SDK)"], base)]
+    floor = [a - b for a, b in zip(samples["otel span floor (SDK)"], base)]
+    ratios = [a / b for a, b in zip(same, floor) if b > 0]
+    q1, med, q3 = quartiles(same)
+    r1, rm, r3 = quartiles(ratios)
+    fm = statistics.median(floor)
+    return Row(
+        group=group, bench="SDK span with our attributes vs its bare span",
+        variant="otel span, our attributes (SDK)", baseline="SDK span floor",
+        median=med, q1=q1, q3=q3, base_median=fm, diff_median=med - fm, diff_q1=q1 - fm,
+        diff_q3=q3 - fm, ratio_median=rm, ratio_q1=r1, ratio_q3=r3, rounds=len(ratios),
+        inner=inner, ratio_ci=median_ci(ratios), samples=same, base_samples=floor,
+    )
+
+
 def main() -> None:
     args = arguments(__doc__ or "")
     out = Output(args.json_out)
@@ -136,7 +155,22 @@ def main() -> None:
         def span_floor() -> None:
             tracer.start_span("connect", kind=kind).end()
 
+        # the SDK alone given what our span carries (name, kind, the same attributes at
+        # start): the part of our span's cost that is the SDK's, not ours
+        from ua_autotag import telemetry
+
+        same = {
+            **telemetry._start_attributes("noio", "noio", on, None),
+            "server.address": "127.0.0.1",
+            "server.port": 443,
+            "user_agent.original": f"app/1 {UA}",
+        }
+
+        def span_same() -> None:
+            tracer.start_span("connect 127.0.0.1:443", kind=kind, attributes=same).end()
+
         variants.append(Variant("otel span floor (SDK)", span_floor))
+        variants.append(Variant("otel span, our attributes (SDK)", span_same))
     else:
         variants += [
             Variant("closure pass-through", lambda: closure_pass(**kw)),
@@ -171,6 +205,11 @@ def main() -> None:
             [span_ratio(group, samples, spans_on, inner)],
             f"== {group}: our connect span (spans on - spans off) / the SDK's "
             "start_span().end() (issue 16 §4)",
+        )
+        out.emit(
+            [sdk_attribute_ratio(group, samples, inner)],
+            f"== {group}: the SDK alone, given our span's {len(same)} attributes at start, "
+            "/ its bare start_span().end() (the floor of the row above)",
         )
     if not sdk:
         rows = compare(group, "noio connect() vs spans off", samples, "ours, spans off", inner)

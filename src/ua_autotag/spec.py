@@ -98,6 +98,10 @@ class Patch(NamedTuple):
     OpenTelemetry SDK imported). ``fallback`` tags the same call as another patch one
     layer further out: wrapped only when a tagging patch of its integration is missing.
     Both are always wrapped when one is missing.
+
+    ``leaf``: nothing patched runs inside this call (a property getter, a send step below
+    every other patched layer), so no decision is handed down to inner layers: with
+    products registered a pinned object's request pays its pin look-up and nothing else.
     """
 
     module: str
@@ -114,6 +118,7 @@ class Patch(NamedTuple):
     pin_from: Optional[Callable[[Args, Kwargs], Any]] = None
     spans_only: bool = False
     fallback: bool = False
+    leaf: bool = False
 
     @property
     def tags(self) -> bool:

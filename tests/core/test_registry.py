@@ -290,3 +290,52 @@ def test_spans_off_makes_no_span(demo: Path, spans: Any) -> None:
     ua_autotag.instrument(UA, integrations=["demo"], spans=False)
     assert demo_client.connect()["User-Agent"] == UA
     assert spans.get_finished_spans() == ()
+
+
+@pytest.mark.parametrize("products", [False, True])
+def test_strict_error_or_client_error_leaves_no_decision_behind(
+    demo: Path, monkeypatch: pytest.MonkeyPatch, products: bool
+) -> None:
+    """With products registered a tagging call hands its decision to inner layers; a
+    strict configuration error from our step, or the client's own exception, must
+    propagate unchanged and take that decision back (a leak would tag the next call)."""
+    import demo_client
+
+    from tests.core import demo_integration
+    from ua_autotag.engine import attribution
+    from ua_autotag.value import ConfigurationError
+
+    fail_ours = [True]
+
+    def tag_or_fail(tag: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if fail_ours[0]:
+            raise ConfigurationError("demo: the value does not fit this carrier")
+        headers = {**(kwargs.get("headers") or {}), "User-Agent": tag.value}
+        return args, {**kwargs, "headers": headers}
+
+    # no span, no target: the wrapper's inline path
+    monkeypatch.setattr(
+        demo_integration,
+        "INTEGRATION",
+        type(demo_integration.INTEGRATION)(
+            "demo", ">=0", "demo", (type(demo_integration.INTEGRATION.patches[0])(
+                "demo_client", "connect", before=tag_or_fail, essential=True),),
+        ),
+    )
+    ua_autotag.instrument(UA, integrations=["demo"], spans=False, strict=True)
+    if products:
+        ua_autotag.instrument(
+            "Globex_Loader/2.0", packages=["globex_not_on_this_stack"], integrations=["demo"]
+        )
+    st = attribution.state()
+    assert st is not None and bool(st.by_package) is products
+    with pytest.raises(ConfigurationError, match="does not fit"):
+        demo_client.connect(headers={})
+    assert attribution._DECIDED.get() is None and attribution._PINNED.get() is None
+    fail_ours[0] = False
+    refused = ConnectionRefusedError("peer down")
+    with pytest.raises(ConnectionRefusedError) as info:
+        demo_client.connect(fail=refused)
+    assert info.value is refused
+    assert attribution._DECIDED.get() is None and attribution._PINNED.get() is None
+    assert demo_client.connect(headers={}) == {"User-Agent": UA}

@@ -195,14 +195,13 @@ class _Tagger:
     def plain(self, settings: Settings) -> bool:
         """Whether this call needs neither a span nor a decision for inner layers.
 
-        The decision only matters with products registered: without them every layer
-        of one call resolves to the same scope or default. (The one patch whose
-        resolver differs from the rule, Spark's per-session user agent, is a property
-        getter: nothing connects inside it.)
+        The decision only matters with products registered (without them every layer
+        of one call resolves to the same scope or default), and not for a ``leaf``
+        patch: nothing patched runs inside it.
         """
         if self.want_span and settings.spans:
             return False
-        if not self.tagging:
+        if not self.tagging or self.patch.leaf:
             return True
         st = attribution.state()
         return st is None or not st.by_package
@@ -334,11 +333,12 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
 
         return async_wrapper
 
-    # the common call (a tagging layer, no span, no products) runs inline: this is the
-    # per-connect / per-request hot path, and each method call here costs ~0.1 us
+    # the common call (a tagging layer, no span) runs inline: this is the per-connect /
+    # per-request hot path, and each method call here costs ~0.1 us
     name, resolver, current = tagger.name, tagger.resolver, attribution.current
     before, after, key, failed = tagger.before, tagger.after, tagger.key, tagger.failed
-    tag_for, want_span = tagger.tag_for, tagger.want_span
+    tag_for, want_span, pin_use = tagger.tag_for, tagger.want_span, tagger.pin_use
+    decide, undecide, leaf = attribution.decide, attribution.undecide, patch.leaf
     inline = tagger.tagging and tagger.target is None
 
     def wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
@@ -346,17 +346,33 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
             settings = current() if resolver is None else resolver(instance)
             if settings is None or name not in settings.active:
                 return wrapped(*args, **kwargs)
-            st = attribution._STATE  # products registered: inner layers must be told
-            if not (want_span and settings.spans) and (st is None or not st.by_package):
+            if not (want_span and settings.spans):
+                st = attribution._STATE
+                token = None
+                if st is not None and st.by_package and not leaf:
+                    # products registered: inner layers must resolve as this one did
+                    product = pin_of(instance) if pin_use and instance is not None else None
+                    token = decide(settings, product)
                 try:
                     tag = settings.cache.get(key) or tag_for(settings)
                     if before is not None:
                         args, kwargs = before(tag, instance, args, kwargs)
                 except Exception as exc:
-                    failed(settings, exc)  # raises only a configuration error under strict
-                    return wrapped(*args, **kwargs)
-                result = wrapped(*args, **kwargs)
-                if after is None:
+                    try:
+                        failed(settings, exc)  # raises only a configuration error (strict)
+                    except BaseException:
+                        if token is not None:
+                            undecide(token)
+                        raise
+                    tag = None
+                if token is None:
+                    result = wrapped(*args, **kwargs)
+                else:
+                    try:
+                        result = wrapped(*args, **kwargs)
+                    finally:
+                        undecide(token)
+                if after is None or tag is None:
                     return result
                 try:
                     return after(tag, instance, args, kwargs, result)

@@ -36,9 +36,20 @@ INTEGRATION = Integration(
     supported=">=0.23,<1",
     system="databricks",
     patches=(
-        Patch("httpx", "Client._send_single_request", before=_tag_request, settings=for_object),
+        # the transport runs below: nothing of ours inside (leaf)
         Patch(
-            "httpx", "AsyncClient._send_single_request", before=_tag_request, settings=for_object
+            "httpx",
+            "Client._send_single_request",
+            before=_tag_request,
+            settings=for_object,
+            leaf=True,
+        ),
+        Patch(
+            "httpx",
+            "AsyncClient._send_single_request",
+            before=_tag_request,
+            settings=for_object,
+            leaf=True,
         ),
         Patch("httpx", "Client.__init__", pin="create"),
         Patch("httpx", "AsyncClient.__init__", pin="create"),

@@ -233,6 +233,7 @@ INTEGRATION = Integration(
             after=_tag_user_agent,
             essential=True,
             settings=session_settings,
+            leaf=True,  # a property getter: nothing connects inside it
         ),
         Patch(_CORE, "SparkConnectClient.__init__", after=_on_session, span=True, target=_target),
     ),

@@ -421,3 +421,23 @@ def test_an_export_is_dropped_while_any_of_its_readers_is_disabled(
     assert UA in on[variable].split()
     off = _child_env("--user-agent", UA, "--disable", reader, UA_AUTOTAG_CACHE_DIR=str(tmp_path))
     assert variable not in off
+
+
+def test_the_launcher_imports_only_what_validation_and_exec_need(tmp_path: Path) -> None:
+    """``run`` sits in front of every start of the program: it builds or checks the Java
+    hook's jar without zipfile, and loads no engine, client or telemetry of its own."""
+    env = clean_env(PYTHONPROFILEIMPORTTIME="1", UA_AUTOTAG_CACHE_DIR=str(tmp_path))
+    for attempt in ("builds the jar", "reuses it"):
+        result = cli("run", "--user-agent", UA, "true", env=env)
+        assert result.returncode == 0, (attempt, result.stderr[-2000:])
+        imported = {
+            line.rsplit("|", 1)[-1].strip()
+            for line in result.stderr.splitlines()
+            if line.startswith("import time:")
+        }
+        assert "ua_autotag.runtimes" in imported, attempt  # the run path was taken
+        heavy = {"zipfile", "typing", "wrapt", "asyncio", "importlib.metadata",
+                 "opentelemetry", "logging", "packaging"}  # fmt: skip
+        assert heavy & imported == set(), attempt
+    assert len(os.listdir(tmp_path)) == 1
+

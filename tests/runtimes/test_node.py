@@ -7,11 +7,11 @@ reports the name in ``pg_stat_activity``. The applications never mention ua-auto
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any, Optional
 
@@ -33,7 +33,7 @@ from tests.runtimes.conftest import TIMEOUT, UA, base_env
 from ua_autotag import runtimes
 from ua_autotag.runtimes import (
     PRELOAD,
-    PRELOAD_SHA256,
+    PRELOAD_CRC32,
     child_environment,
     describe,
     parse_node_options,
@@ -171,9 +171,9 @@ def test_node_postgres_reads_pgappname(app_dir: Path, pg_dsn: str) -> None:
 
 # -- what can go wrong ---------------------------------------------------------------------
 def test_preload_digest_matches_the_shipped_file() -> None:
-    digest = hashlib.sha256(Path(PRELOAD).read_bytes()).hexdigest()
-    assert digest == PRELOAD_SHA256, (
-        f"preload.cjs changed: set PRELOAD_SHA256 = {digest!r} in ua_autotag/runtimes"
+    digest = f"{zlib.crc32(Path(PRELOAD).read_bytes()):08x}"
+    assert digest == PRELOAD_CRC32, (
+        f"preload.cjs changed: set PRELOAD_CRC32 = {digest!r} in ua_autotag/runtimes"
     )
 
 

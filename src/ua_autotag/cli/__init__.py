@@ -12,17 +12,22 @@ configuration, 126/127 for a command that cannot be started, 1 for everything el
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from typing import NoReturn, Optional, Sequence
 
 from .. import __version__
 from ..value import ConfigurationError
-from . import audit_sql, doctor, pth, run, verify
 from .common import PROG, CliError, one_line
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn, Optional, Sequence
 
 __all__ = ["CliError", "build_parser", "main"]
 
-_MODULES = (run, verify, doctor, audit_sql, pth)
+#: the command modules, imported when the parser is built: ``run`` alone when it is the
+#: command (it sits in front of every start of the user's program)
+_MODULES = ("run", "verify", "doctor", "audit_sql", "pth")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: Sequence[str] = _MODULES) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Tag every connection a Databricks partner product opens with its "
@@ -42,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
-    for module in _MODULES:
-        for command in module.COMMANDS:
+    for name in modules:
+        for command in importlib.import_module(f"{__name__}.{name}").COMMANDS:
             one = sub.add_parser(
                 command.name,
                 help=command.help,
@@ -57,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``ua-autotag`` script; returns the exit status."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(("run",) if argv[:1] == ["run"] else _MODULES)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.error(

@@ -9,11 +9,14 @@ in its errors and in ``Settings.sources``.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, Dict, Iterable, Mapping, NamedTuple, Optional
 
 from .. import settings as config
 from ..settings import OPTIONS, Option, Settings
 from ..value import ConfigurationError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~3 ms at import; ``run`` starts every child through here
+    from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 
 __all__ = [
     "DEMO_USER_AGENT",
@@ -46,15 +49,22 @@ class CliError(Exception):
         self.status = status
 
 
-class Command(NamedTuple):
+class Command:
     """A subcommand as its module declares it; ``ua_autotag.cli.build_parser`` adds it."""
 
-    name: str
-    run: Callable[[argparse.Namespace], int]
-    arguments: Callable[[argparse.ArgumentParser], None]
-    help: str
-    description: str
-    epilog: Optional[str] = None
+    __slots__ = ("arguments", "description", "epilog", "help", "name", "run")
+
+    def __init__(
+        self,
+        name: str,
+        run: Callable[[argparse.Namespace], int],
+        arguments: Callable[[argparse.ArgumentParser], None],
+        help: str,
+        description: str,
+        epilog: Optional[str] = None,
+    ) -> None:
+        self.name, self.run, self.arguments = name, run, arguments
+        self.help, self.description, self.epilog = help, description, epilog
 
 
 def one_line(text: str) -> str:

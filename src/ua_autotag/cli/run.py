@@ -13,10 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Dict, List, Optional
 
 from ..settings import OPTIONS, Settings
 from .common import CliError, Command, add_options, resolve_args
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict, List, Optional
 
 __all__ = ["COMMANDS", "child_settings_env", "exports", "launch_environment"]
 
@@ -131,7 +134,7 @@ def _command(args: argparse.Namespace) -> List[str]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import shutil
+    import shutil  # loaded already: argparse's help formatter imports it
 
     command = _command(args)
     env = launch_environment(args, dict(os.environ))

@@ -6,9 +6,12 @@ Pure functions: (the caller's value, ours, mode) -> what to send.
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping, Optional, Tuple
 
 from . import debug, own_value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # no typing at run time: the launcher merges PGAPPNAME through here
+    from typing import Any, Mapping, Optional, Tuple
 
 __all__ = [
     "APPLICATION_NAME_LIMIT",

@@ -6,7 +6,9 @@ for the caller's value means "not set".
 
 from __future__ import annotations
 
-from typing import Optional
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # no typing at run time: the launcher merges through here
+    from typing import Optional
 
 __all__ = ["merge_product_token", "merge_tokens"]
 

@@ -23,17 +23,19 @@ from another directory; an unused variable costs nothing) and no warning: ``desc
 reports it. A hook that cannot be set up (damaged preload file, unwritable cache, an
 unparsable existing variable) is skipped with one warning line; nothing here raises.
 
-Stdlib only and cheap to import (zipfile & co. load only when a jar is built or checked):
-the launcher imports it on every ``run``.
+Stdlib only and cheap to import, and cheap to run (the jar is compared byte for byte,
+no ``zipfile``): the launcher imports it on every ``run``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
 import re
-from typing import Any, Collection, Mapping, Optional
+import zlib
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and contextlib: ~4 ms of the launcher's start-up
+    from typing import Any, Collection, Mapping, Optional
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -63,17 +65,18 @@ CACHE_DIR_ENV = "UA_AUTOTAG_CACHE_DIR"
 
 #: the Node.js preload shipped as package data
 PRELOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node", "preload.cjs")
-#: SHA-256 of PRELOAD as shipped: a damaged or truncated copy would make ``node`` itself
+#: CRC-32 of PRELOAD as shipped: a damaged or truncated copy would make ``node`` itself
 #: fail at start (a syntax error is not catchable inside the file), so it is checked
-#: before the hook is added. tests/runtimes checks this constant against the file.
-PRELOAD_SHA256 = "ce3ee7685e33343c38bbe0d03c9bdb1fdf377ed6853b9c26d89f72a2d9d9bcfb"
+#: before the hook is added (damage, not tampering: whoever can rewrite the package can
+#: rewrite this module too; zlib is loaded anyway, hashlib's OpenSSL would cost the
+#: launcher ~2 ms). tests/runtimes checks this constant against the file.
+PRELOAD_CRC32 = "194b259d"
 
 #: Debian's libpostgresql-jdbc-java
 PGJDBC_JAR = "/usr/share/java/postgresql.jar"
 DRIVERCONFIG = "org/postgresql/driverconfig.properties"
-_JAR_FORMAT = "1"  # part of the cache key: bump when the jar's content layout changes
+_JAR_FORMAT = "2"  # part of the cache key: bump when the jar's content layout changes
 _JAR_NAME = re.compile(r"ua-autotag-pgjdbc-[0-9a-f]{16}\.jar")
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed: the same value always builds the same bytes
 
 
 def _disabled(disabled: Collection[str]) -> set[str]:
@@ -152,10 +155,10 @@ def _node_has_preload(args: list[str], preload: str) -> bool:
 def _preload_problem(preload: str) -> Optional[str]:
     try:
         with open(preload, "rb") as fh:
-            digest = hashlib.sha256(fh.read()).hexdigest()
+            digest = f"{zlib.crc32(fh.read()):08x}"
     except OSError as exc:
         return f"preload file unreadable ({_one_line(exc.strerror or str(exc))}: {preload})"
-    if digest != PRELOAD_SHA256:
+    if digest != PRELOAD_CRC32:
         return f"preload file damaged (content differs from the shipped one: {preload})"
     return None
 
@@ -290,54 +293,83 @@ def driverconfig(value: str) -> bytes:
 
 
 def jar_path(value: str, directory: str) -> str:
-    key = hashlib.sha256(f"{_JAR_FORMAT}\0{value}".encode("utf-8", "surrogatepass"))
-    return os.path.join(directory, f"ua-autotag-pgjdbc-{key.hexdigest()[:16]}.jar")
+    """The cache file of ``value``'s jar: named by two 32-bit checksums of the value (a
+    collision only costs a rebuild: the content is compared byte for byte on reuse)."""
+    key = f"{_JAR_FORMAT}\0{value}".encode("utf-8", "surrogatepass")
+    return os.path.join(
+        directory, f"ua-autotag-pgjdbc-{zlib.crc32(key):08x}{zlib.adler32(key):08x}.jar"
+    )
 
 
-def _jar_ok(path: str, payload: bytes) -> bool:
-    import zipfile
+def jar_bytes(payload: bytes) -> bytes:
+    """The jar, byte for byte: one stored (uncompressed) entry, :data:`DRIVERCONFIG`.
 
+    A fixed layout (no compression, fixed time, no extra fields), so the same value
+    always gives the same bytes and a cached jar is checked by comparing bytes - no
+    ``zipfile`` on the launcher's path (importing it costs more than the rest of the
+    launcher's own start-up). ZIP layout (APPNOTE 4.3): local header + data, central
+    directory entry, end of central directory; ``tests/runtimes/test_java.py`` reads it
+    back with ``zipfile`` and the JVM loads it.
+    """
+    import struct
+
+    name = DRIVERCONFIG.encode("ascii")
+    crc, size = zlib.crc32(payload), len(payload)
+    # fixed DOS date 1980-01-01 00:00:00; "made by" UNIX (3), so the mode bits count
+    dos_time, dos_date = 0, (1 << 5) | 1
+    local = struct.pack(
+        "<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, dos_time, dos_date, crc, size, size, len(name), 0
+    )
+    central = struct.pack(
+        "<IHHHHHHIIIHHHHHII",
+        0x02014B50, (3 << 8) | 20, 20, 0, 0, dos_time, dos_date, crc, size, size,
+        len(name), 0, 0, 0, 0, 0o100644 << 16, 0,
+    )  # fmt: skip
+    entry = local + name + payload
+    directory = central + name
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(directory), len(entry), 0)
+    return entry + directory + end
+
+
+def _jar_ok(path: str, expected: bytes) -> bool:
     try:
         if os.path.islink(path) or not os.path.isfile(path):
             return False
-        with zipfile.ZipFile(path) as jar:
-            names = jar.namelist()
-            return names == [DRIVERCONFIG] and jar.read(DRIVERCONFIG) == payload
-    except Exception:  # any damage at all: rebuild
+        with open(path, "rb") as fh:
+            return fh.read(len(expected) + 1) == expected
+    except OSError:  # unreadable: rebuild
         return False
 
 
 def ensure_jar(value: str, directory: str) -> str:
     """The cached jar for ``value``, (re)built atomically unless a valid one is there.
 
-    Checked on every reuse (exactly one resource, exactly our content): a truncated
-    or tampered cache file is replaced, never handed to the JVM. Raises ``OSError``.
+    Checked on every reuse (exactly the bytes we build: one resource, our content): a
+    truncated or tampered cache file is replaced, never handed to the JVM. Raises
+    ``OSError``.
     """
-    payload = driverconfig(value)
+    expected = jar_bytes(driverconfig(value))
     path = jar_path(value, directory)
-    if _jar_ok(path, payload):
+    if _jar_ok(path, expected):
         return path
     import tempfile
-    import zipfile
 
     os.makedirs(directory, mode=0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".ua-autotag-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as jar:
-                info = zipfile.ZipInfo(DRIVERCONFIG, date_time=_ZIP_TIME)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                jar.writestr(info, payload)
+            fh.write(expected)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 - contextlib costs the launcher ~0.7 ms
             os.unlink(tmp)
+        except OSError:
+            pass
         raise
-    if not _jar_ok(path, payload):
+    if not _jar_ok(path, expected):
         raise OSError(f"the jar written to {path} does not read back")
     return path
 

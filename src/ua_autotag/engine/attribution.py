@@ -206,7 +206,13 @@ def for_object(obj: Any) -> Optional[Settings]:
     st = _STATE
     if st is None:
         return None
-    if st.by_package and _SCOPED.get() is None and _DECIDED.get() is None:
+    if not st.by_package:  # no product registered: no pin to look at (current(), inlined)
+        decided = _DECIDED.get()
+        if decided is not None:
+            return decided
+        scoped = _SCOPED.get()
+        return st.default if scoped is None else scoped
+    if _SCOPED.get() is None and _DECIDED.get() is None:
         product = pin_of(obj)
         if product is not None:
             return product.settings

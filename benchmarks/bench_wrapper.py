@@ -94,6 +94,27 @@ def sdk_attribute_ratio(group: str, samples: Dict[str, List[float]], inner: int)
     )
 
 
+def passthrough_variant(case: Any) -> Variant:
+    """A plain closure pass-through on the case's patch point, ours off: what any wrapper
+    there costs (for Spark's ``SparkConnectClient.__init__`` it is most of ours)."""
+    owner, attribute = case.point
+    original = owner.__dict__[attribute]
+
+    def passthrough(*a: Any, **k: Any) -> Any:
+        return original(*a, **k)
+
+    def install() -> None:
+        ua_autotag.uninstrument()
+        setattr(owner, attribute, passthrough)
+
+    def restore() -> None:
+        setattr(owner, attribute, original)
+        if case.after is not None:
+            case.after()
+
+    return Variant("closure pass-through on the patch point", case.fn, install, restore)
+
+
 def main() -> None:
     args = arguments(__doc__ or "")
     out = Output(args.json_out)
@@ -235,10 +256,15 @@ def main() -> None:
             Variant("ours, spans off", case.fn, case.on(False), case.after),
             Variant(spans_on, case.fn, case.on(True), case.after),
         ]
+        if case.point is not None:
+            variants.append(passthrough_variant(case))
         n = max(10, inner // case.weight)
         # heavy calls (a real connect path, ~100-300 us, whose own spread is larger than
         # the few us we add): more rounds, so the median of the paired differences settles
-        samples = interleave(variants, rounds * max(1, case.weight // 20), n)
+        # and each sample is its median call, not the mean: one slow construction (a
+        # scheduler hiccup, an allocator spike) would otherwise move the whole sample
+        heavy = case.weight >= 40
+        samples = interleave(variants, rounds * max(1, case.weight // 20), n, per_call=heavy)
         if case.ops > 1:  # per connect, not per batch
             samples = {k: [v / case.ops for v in vs] for k, vs in samples.items()}
             n *= case.ops

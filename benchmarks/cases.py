@@ -35,7 +35,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import ua_autotag
 from harness import PG_DSN, UA, Output
@@ -56,6 +56,9 @@ class Case:
     budget_us: float = 5.0
     #: operations per call of ``fn`` (asyncpg runs a batch per event-loop turn)
     ops: int = 1
+    #: (class, attribute) of the patch point: a plain closure pass-through is put there
+    #: as a context variant (what any wrapper at that point costs, before ours)
+    point: Optional[Tuple[Any, str]] = None
 
     def on(self, spans: bool) -> Callable[[], None]:
         return lambda: ua_autotag.instrument(UA, integrations=[self.integration], spans=spans)
@@ -224,6 +227,44 @@ def _spark_session() -> Case:
         note="real session-client construction (gRPC channel is lazy: no I/O); "
         "closed after each sample, untimed",
         after=close_all,
+        point=(SparkConnectClient, "__init__"),
+    )
+
+
+def _spark_session_cut() -> Case:
+    from types import SimpleNamespace
+
+    from pyspark.sql.connect.client.core import (
+        ChannelBuilder,
+        DefaultChannelBuilder,
+        SparkConnectClient,
+    )
+
+    real = SparkConnectClient.__dict__["__init__"]
+
+    def __init__(self: Any, connection: Any, user_id: Any = None,
+                 channel_options: Any = None, *args: Any, **kwargs: Any) -> None:
+        """The parts of the construction our after-hook reads: the channel builder (the
+        connection string parsed) and the artifact manager's stub."""
+        self._builder = (connection if isinstance(connection, ChannelBuilder)
+                         else DefaultChannelBuilder(connection, channel_options))
+        self._artifact_manager = SimpleNamespace(_stub=object())
+
+    SparkConnectClient.__init__ = __init__  # before instrument(): our wrapper wraps it
+
+    def cleanup() -> None:
+        SparkConnectClient.__init__ = real
+
+    return Case(
+        "spark_connect SparkConnectClient() session creation (construction cut)",
+        "spark_connect",
+        lambda: SparkConnectClient("sc://127.0.0.1:15002/;user_agent=app"),
+        lambda client: UA in client._builder.userAgent,
+        weight=10,
+        note="the real patch point (SparkConnectClient.__init__) around a stand-in that "
+        "parses the connection string and holds an artifact stub; gRPC channel, policies, "
+        "artifact manager and the rest of pyspark's construction cut",
+        cleanup=cleanup,
     )
 
 
@@ -415,7 +456,7 @@ BUILDERS = {
     "psycopg2": [_psycopg2],
     "databricks_sdk": [_databricks_sdk],
     "databricks_sql": [_databricks_sql],
-    "spark_connect": [_spark_builder, _spark_session],
+    "spark_connect": [_spark_builder, _spark_session, _spark_session_cut],
     "pyodbc": [_pyodbc],
     "asyncpg": [_asyncpg],
     "jaydebeapi": [_jaydebeapi],

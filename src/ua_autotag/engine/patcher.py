@@ -272,14 +272,18 @@ class _Tagger:
                 self.failed(settings, exc)
                 tag = None
         if self.target is not None and telemetry.current() is not None:
-            try:
-                address, port = self.target(instance, args, kwargs)
-                telemetry.note(None, address, port)
-            except Exception as exc:
-                logger.debug(
-                    "ua_autotag: %s could not read the target: %s", self.name, type(exc).__name__
-                )
+            self.note_target(instance, args, kwargs)
         return tag, args, kwargs
+
+    def note_target(self, instance: Any, args: Args, kwargs: Kwargs) -> None:
+        """Report (address, port) to the connect span in progress (an outer layer's)."""
+        try:
+            address, port = self.target(instance, args, kwargs)  # type: ignore[misc]
+            telemetry.note(None, address, port)
+        except Exception as exc:
+            logger.debug(
+                "ua_autotag: %s could not read the target: %s", self.name, type(exc).__name__
+            )
 
     def finish(
         self, tag: Optional[Tag], instance: Any, args: Args, kwargs: Kwargs, result: Any
@@ -339,7 +343,8 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
     before, after, key, failed = tagger.before, tagger.after, tagger.key, tagger.failed
     tag_for, want_span, pin_use = tagger.tag_for, tagger.want_span, tagger.pin_use
     decide, undecide, leaf = attribution.decide, attribution.undecide, patch.leaf
-    inline = tagger.tagging and tagger.target is None
+    target, note_target, span_now = tagger.target, tagger.note_target, telemetry.current
+    inline = tagger.tagging
 
     def wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         if inline and live.on:
@@ -365,6 +370,8 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
                             undecide(token)
                         raise
                     tag = None
+                if target is not None and span_now() is not None:  # an outer layer's span
+                    note_target(instance, args, kwargs)
                 if token is None:
                     result = wrapped(*args, **kwargs)
                 else:

@@ -39,7 +39,7 @@ def _tag_urlopen(
     # same rule)
     positional = len(args)
     url = args[1] if positional > 1 else kwargs.get("url", "")
-    rules = rules_for(tag.settings)
+    rules = tag.settings.cache.get("hosts") or rules_for(tag.settings)
     if isinstance(url, str) and url.startswith(("http://", "https://")):
         databricks = rules.match_url(url)  # cached per host[:port]
     else:
@@ -59,7 +59,10 @@ def _tag_urlopen(
     merged = merge_rest_user_agent(existing, tag.value, tag.mode)
     if merged == existing and key is not None:
         return args, kwargs
-    sent = headers.copy() if hasattr(headers, "copy") else dict(headers)
+    if type(headers) is dict:
+        sent = headers.copy()
+    else:
+        sent = headers.copy() if hasattr(headers, "copy") else dict(headers)
     sent[key or "User-Agent"] = merged
     if positional > _HEADERS_INDEX:
         return (*args[:_HEADERS_INDEX], sent, *args[_HEADERS_INDEX + 1 :]), kwargs

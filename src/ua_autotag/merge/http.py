@@ -100,16 +100,17 @@ def copy_with_header(message: Any, name: str, value: str, store: Any = None) -> 
     headers' requests store, when the caller already looked it up.
     """
     sent = object.__new__(type(message))
-    sent.__dict__.update(message.__dict__)
+    sent.__dict__ = message.__dict__.copy()
     headers = message.headers
     if store is None:
         store = _requests_store(headers)
     if store is not None:
         # requests' CaseInsensitiveDict: its copy() re-inserts key by key in Python;
-        # copying its store (lower-case key -> (key, value)) is the same dict, at C speed
+        # copying its store (lower-case key -> (key, value), an OrderedDict) is the
+        # same dict, at C speed
         copied = object.__new__(type(headers))
-        copied._store = OrderedDict(store)
-        copied._store[name.lower()] = (name, value)
+        copied._store = store = store.copy()
+        store[name.lower()] = (name, value)
         sent.headers = copied
         return sent
     sent.headers = headers.copy()

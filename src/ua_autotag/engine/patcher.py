@@ -199,7 +199,7 @@ class _Tagger:
         of one call resolves to the same scope or default), and not for a ``leaf``
         patch: nothing patched runs inside it.
         """
-        if self.want_span and settings.spans:
+        if self.want_span and settings.spans and telemetry.may_record():
             return False
         if not self.tagging or self.patch.leaf:
             return True
@@ -344,6 +344,7 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
     tag_for, want_span, pin_use = tagger.tag_for, tagger.want_span, tagger.pin_use
     decide, undecide, leaf = attribution.decide, attribution.undecide, patch.leaf
     target, note_target, span_now = tagger.target, tagger.note_target, telemetry.current
+    may_record = telemetry.may_record
     inline = tagger.tagging
 
     def wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
@@ -351,7 +352,8 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
             settings = current() if resolver is None else resolver(instance)
             if settings is None or name not in settings.active:
                 return wrapped(*args, **kwargs)
-            if not (want_span and settings.spans):
+            # spans on but no SDK configured: nothing would record, so the same path
+            if not (want_span and settings.spans and may_record()):
                 st = attribution._STATE
                 token = None
                 if st is not None and st.by_package and not leaf:

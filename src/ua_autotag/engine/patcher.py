@@ -374,19 +374,16 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
                     tag = None
                 if target is not None and span_now() is not None:  # an outer layer's span
                     note_target(instance, args, kwargs)
-                if token is None:
+                try:  # the decision stays in force through ``after`` (it may create objects)
                     result = wrapped(*args, **kwargs)
-                else:
-                    try:
-                        result = wrapped(*args, **kwargs)
-                    finally:
+                    if after is not None and tag is not None:
+                        try:
+                            result = after(tag, instance, args, kwargs, result)
+                        except Exception as exc:
+                            failed(settings, exc)  # raises only a configuration error (strict)
+                finally:
+                    if token is not None:
                         undecide(token)
-                if after is None or tag is None:
-                    return result
-                try:
-                    return after(tag, instance, args, kwargs, result)
-                except Exception as exc:
-                    failed(settings, exc)
                 return result
         else:
             settings = settings_for(instance)

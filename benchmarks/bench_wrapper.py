@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import statistics
 import sys
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 import wrapt
 
@@ -51,6 +51,29 @@ from ua_autotag.engine import attribution
 from ua_autotag.merge.tokens import merge_tokens
 
 
+def _ratio_row(group: str, bench: str, variant: str, ours: List[float], floor: List[float],
+               inner: int, target: Optional[str] = None,
+               limit: Optional[float] = None) -> Row:
+    """A row comparing two per-round cost series (each already minus its own baseline of
+    the same round): the median cost of ``ours`` and the median ratio ours / floor."""
+    ratios = [a / b for a, b in zip(ours, floor) if b > 0]
+    q1, med, q3 = quartiles(ours)
+    r1, rm, r3 = quartiles(ratios)
+    fm = statistics.median(floor)
+    return Row(
+        group=group, bench=bench, variant=variant, baseline="SDK span floor",
+        median=med, q1=q1, q3=q3, base_median=fm, diff_median=med - fm, diff_q1=q1 - fm,
+        diff_q3=q3 - fm, ratio_median=rm, ratio_q1=r1, ratio_q3=r3, rounds=len(ratios),
+        inner=inner, ratio_ci=median_ci(ratios), target=target,
+        met=None if limit is None else rm <= limit, samples=ours, base_samples=floor,
+    )
+
+
+def _floor(samples: Dict[str, List[float]]) -> List[float]:
+    """The SDK's bare span per round: ``start_span().end()`` minus the unpatched call."""
+    return [a - b for a, b in zip(samples["otel span floor (SDK)"], samples["unpatched"])]
+
+
 def span_ratio(group: str, samples: Dict[str, List[float]], spans_on: str, inner: int) -> Row:
     """Our span's own cost over the SDK's bare span, paired per round (issue 16 §4).
 
@@ -60,38 +83,18 @@ def span_ratio(group: str, samples: Dict[str, List[float]], spans_on: str, inner
     unpatched call of the same round.
     """
     ours = [a - b for a, b in zip(samples[spans_on], samples["ours, spans off"])]
-    floor = [a - b for a, b in zip(samples["otel span floor (SDK)"], samples["unpatched"])]
-    ratios = [a / b for a, b in zip(ours, floor) if b > 0]
-    q1, med, q3 = quartiles(ours)
-    r1, rm, r3 = quartiles(ratios)
-    fm = statistics.median(floor)
-    return Row(
-        group=group, bench="connect span vs the SDK's start_span().end()",
-        variant="our span (spans on - spans off)", baseline="SDK span floor",
-        median=med, q1=q1, q3=q3, base_median=fm, diff_median=med - fm, diff_q1=q1 - fm,
-        diff_q3=q3 - fm, ratio_median=rm, ratio_q1=r1, ratio_q3=r3, rounds=len(ratios),
-        inner=inner, ratio_ci=median_ci(ratios), target="<= 1.5x the SDK span",
-        met=rm <= 1.5, samples=ours, base_samples=floor,
-    )
+    return _ratio_row(group, "connect span vs the SDK's start_span().end()",
+                      "our span (spans on - spans off)", ours, _floor(samples), inner,
+                      "<= 1.5x the SDK span", 1.5)
 
 
 def sdk_attribute_ratio(group: str, samples: Dict[str, List[float]], inner: int) -> Row:
     """The SDK's span with our attributes over its bare span, paired per round: what
     any span carrying those attributes costs before a line of ours runs."""
-    base = samples["unpatched"]
-    same = [a - b for a, b in zip(samples["otel span, our attributes (SDK)"], base)]
-    floor = [a - b for a, b in zip(samples["otel span floor (SDK)"], base)]
-    ratios = [a / b for a, b in zip(same, floor) if b > 0]
-    q1, med, q3 = quartiles(same)
-    r1, rm, r3 = quartiles(ratios)
-    fm = statistics.median(floor)
-    return Row(
-        group=group, bench="SDK span with our attributes vs its bare span",
-        variant="otel span, our attributes (SDK)", baseline="SDK span floor",
-        median=med, q1=q1, q3=q3, base_median=fm, diff_median=med - fm, diff_q1=q1 - fm,
-        diff_q3=q3 - fm, ratio_median=rm, ratio_q1=r1, ratio_q3=r3, rounds=len(ratios),
-        inner=inner, ratio_ci=median_ci(ratios), samples=same, base_samples=floor,
-    )
+    same = [a - b for a, b in
+            zip(samples["otel span, our attributes (SDK)"], samples["unpatched"])]
+    return _ratio_row(group, "SDK span with our attributes vs its bare span",
+                      "otel span, our attributes (SDK)", same, _floor(samples), inner)
 
 
 def passthrough_variant(case: Any) -> Variant:

@@ -115,15 +115,9 @@ class HostRules:
 
     def match_url(self, url: str) -> bool:
         """Whether the host of ``url`` (absolute URL or ``host[:port]``) is Databricks."""
-        scheme = url.find("://")  # per request: str methods only, no list built
-        if scheme > 0 and "/" not in url[:scheme]:
-            start = scheme + 3
-            end = url.find("/", start)
-            netloc = url[start:] if end < 0 else url[start:end]
-        else:
-            netloc = url
-        if "@" in netloc:
-            netloc = netloc.rsplit("@", 1)[-1]  # never keep credentials in the cache
+        parts = url.split("/", 3)
+        netloc = parts[2] if len(parts) > 2 and parts[0].endswith(":") and not parts[1] else url
+        netloc = netloc.rsplit("@", 1)[-1]  # never keep credentials in the cache
         hit = self._cache.get(netloc)
         if hit is None:
             hit = self.match(host_of(netloc))

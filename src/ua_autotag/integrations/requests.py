@@ -40,19 +40,15 @@ def send_tagged(
     return ((sent, *args[1:]), kwargs) if args else (args, {**kwargs, "request": sent})
 
 
+def _databricks(rules: HostRules, request: Any) -> bool:
+    url = getattr(request, "url", None)
+    return type(url) is str and rules.match_url(url)
+
+
 def _tag_request(
     tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
 ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
-    """:func:`send_tagged` for ``PreparedRequest`` (its URL a ``str``), inlined: this runs
-    on every request."""
-    request: Any = args[0] if args else kwargs.get("request")
-    url = getattr(request, "url", None)
-    if type(url) is not str or not rules_for(tag.settings).match_url(url):
-        return args, kwargs
-    sent = tagged_request(request, tag.value, tag.mode)
-    if sent is None:
-        return args, kwargs
-    return ((sent, *args[1:]), kwargs) if args else (args, {**kwargs, "request": sent})
+    return send_tagged(tag, args, kwargs, _databricks)
 
 
 INTEGRATION = Integration(

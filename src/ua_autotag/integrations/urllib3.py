@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional, Tuple
 from ..engine.attribution import for_object
 from ..hosts import rules_for
 from ..merge.http import merge_rest_user_agent
-from ..spec import Integration, Patch, Tag
+from ..spec import Integration, Patch, Tag, argument, with_argument
 
 _HEADERS_INDEX = 3  # urlopen(method, url, body, headers, ...)
 
@@ -35,18 +35,15 @@ def _default_user_agent() -> Optional[str]:
 def _tag_urlopen(
     tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
 ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
-    # per request: argument look-ups inlined (spec.argument / with_argument are the
-    # same rule)
-    positional = len(args)
-    url = args[1] if positional > 1 else kwargs.get("url", "")
-    rules = tag.settings.cache.get("hosts") or rules_for(tag.settings)
+    url = args[1] if len(args) > 1 else kwargs.get("url", "")
+    rules = rules_for(tag.settings)
     if isinstance(url, str) and url.startswith(("http://", "https://")):
         databricks = rules.match_url(url)  # cached per host[:port]
     else:
         databricks = rules.match(instance.host)
     if not databricks:
         return args, kwargs
-    headers = args[_HEADERS_INDEX] if positional > _HEADERS_INDEX else kwargs.get("headers")
+    headers = argument(args, kwargs, _HEADERS_INDEX, "headers")
     if headers is None:
         headers = instance.headers
     if "User-Agent" in headers:  # the usual spelling (any spelling, for HTTPHeaderDict)
@@ -59,14 +56,9 @@ def _tag_urlopen(
     merged = merge_rest_user_agent(existing, tag.value, tag.mode)
     if merged == existing and key is not None:
         return args, kwargs
-    if type(headers) is dict:
-        sent = headers.copy()
-    else:
-        sent = headers.copy() if hasattr(headers, "copy") else dict(headers)
+    sent = headers.copy() if hasattr(headers, "copy") else dict(headers)
     sent[key or "User-Agent"] = merged
-    if positional > _HEADERS_INDEX:
-        return (*args[:_HEADERS_INDEX], sent, *args[_HEADERS_INDEX + 1 :]), kwargs
-    return args, {**kwargs, "headers": sent}
+    return with_argument(args, kwargs, _HEADERS_INDEX, "headers", sent)
 
 
 INTEGRATION = Integration(

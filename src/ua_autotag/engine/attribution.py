@@ -1,14 +1,16 @@
 """Which product a connection belongs to: scopes, pins, the call stack, the process default.
 
-Every wrapper asks :func:`current` once per connect (or once per object, for clients that
-pin). The answer, in order:
+Every wrapper asks :func:`current` once per connect, or :func:`for_object` once per
+request of a long-lived object. Both apply one rule (:func:`_rule`), in order:
 
 1. an active ``with ua_autotag.user_agent(...)`` scope (a contextvar);
-2. the product pinned to the object opening the connection: long-lived objects
-   (engines, pools, SDK clients...) remember the product whose code created them, and
-   set :data:`_PINNED` while they open connections, whatever thread they run on;
-3. the innermost frame on the call stack whose module belongs to a registered package
-   (so when product A calls into product B and B connects, it is B's);
+2. what an outer tagging layer of the same call decided (:func:`decide`), so inner
+   layers (requests -> urllib3) tag for the same product;
+3. the owner: the pin of the object making the request, else the pin in force
+   (long-lived objects - engines, pools, SDK clients - remember the product whose code
+   created them and set it while they open connections, on whatever thread), else the
+   innermost frame on the call stack whose module belongs to a registered package
+   (product A calls into product B and B connects: it is B's);
 4. the process default (``instrument()`` without ``packages``);
 5. nothing: the call is left exactly as the caller made it.
 
@@ -42,6 +44,7 @@ __all__ = [
     "pin_of",
     "pinned",
     "products",
+    "products_registered",
     "register",
     "scope",
     "state",
@@ -155,87 +158,81 @@ def from_stack(st: State, depth: int = 2) -> Optional[Product]:
     return None
 
 
-def _resolve(st: State) -> Optional[Settings]:
-    """Rules 1 to 4 against snapshot ``st`` (or what an outer layer of this call decided)."""
-    decided = _DECIDED.get()
-    if decided is not None:
-        return decided
-    scoped = _SCOPED.get()
-    if scoped is not None:
-        return scoped
-    pin = _PINNED.get()
-    if pin is not None and pin.settings is not None:
-        return pin.settings
-    if st.by_package:
-        product = from_stack(st, 3)
-        if product is not None and product.settings is not None:
-            return product.settings
-    return st.default
+def _rule(obj: Any, depth: int) -> Optional[Settings]:
+    """THE attribution rule; every entry below asks it.
 
+    ``depth``: the first frame of the stack walk, counted from this function (0).
 
-def current() -> Optional[Settings]:
-    """The settings that tag a connection opened here, now; None: leave it alone.
-
-    :func:`_resolve` inlined: this runs on every tagged call.
+    1. a ``with ua_autotag.user_agent(...)`` scope;
+    2. what an outer layer of this same call decided (:func:`decide`: requests ->
+       urllib3 tag for one product);
+    3. the owner (:func:`_owner`): ``obj``'s pin, the pin in force, the innermost frame
+       of a registered package;
+    4. the process default; None: leave the call alone.
     """
     st = _STATE
     if st is None:
         return None
-    decided = _DECIDED.get()
-    if decided is not None:
-        return decided
     scoped = _SCOPED.get()
     if scoped is not None:
         return scoped
-    if st.by_package:
-        pin = _PINNED.get()
-        if pin is not None and pin.settings is not None:
-            return pin.settings
-        product = from_stack(st, 2)
-        if product is not None and product.settings is not None:
-            return product.settings
+    decided = _DECIDED.get()
+    if decided is not None:
+        return decided
+    if st.by_package:  # no product registered: nobody owns anything
+        product = _owner(st, obj, depth + 1)
+        if product is not None:
+            settings = product.settings
+            if settings is not None:
+                return settings
     return st.default
 
 
+def _owner(st: State, obj: Any, depth: int) -> Optional[Product]:
+    """Step 3 of the rule: ``obj``'s pin, else the pin in force, else the stack."""
+    product = pin_of(obj) if obj is not None else None
+    if product is None:
+        product = _PINNED.get()
+        if product is None or product.settings is None:
+            product = from_stack(st, depth + 1)
+    return product if product is not None and product.settings is not None else None
+
+
+def current() -> Optional[Settings]:
+    """The settings that tag a connection opened here, now; None: leave it alone."""
+    return _rule(None, 2)
+
+
 def for_object(obj: Any) -> Optional[Settings]:
-    """:func:`current` for a request made by a long-lived object: its own pin comes second.
+    """:func:`current` for a request made by a long-lived object: its own pin is the owner.
 
     Per-request carriers (SDK header, REST) call this: a pinned object costs a scope
     check and a dict lookup, no stack walk.
     """
-    st = _STATE
-    if st is None:
-        return None
-    if not st.by_package:  # no product registered: no pin to look at (current(), inlined)
-        decided = _DECIDED.get()
-        if decided is not None:
-            return decided
-        scoped = _SCOPED.get()
-        return st.default if scoped is None else scoped
-    if _SCOPED.get() is None and _DECIDED.get() is None:
-        product = pin_of(obj)
-        if product is not None:
-            return product.settings
-    return _resolve(st)
+    return _rule(obj, 2)
 
 
 def creator() -> Optional[Product]:
-    """The product creating an object now (pin in force, else the stack); None: nobody's.
+    """The product creating an object now (step 3 of the rule); None: nobody's.
 
     An object made while a connection or request is being tagged (a urllib3 pool that
     requests creates lazily at the first request) belongs to the object making that
-    request, not to whoever happened to make the first one: without a pin in force it
-    stays unpinned and follows the rule at each use.
+    request (the pin in force, if any), not to whoever happened to make the first one:
+    without a pin in force it stays unpinned and follows the rule at each use.
     """
     st = _STATE
     if st is None or not st.by_package:
         return None
-    pin = _PINNED.get()
-    if pin is not None and pin.settings is not None:
-        return pin
     if _DECIDED.get() is not None:
-        return None
-    return from_stack(st, 2)
+        pinned = _PINNED.get()
+        return pinned if pinned is not None and pinned.settings is not None else None
+    return _owner(st, None, 2)
+
+
+def products_registered() -> bool:
+    """Whether a product is registered (else every layer of a call resolves the same)."""
+    st = _STATE
+    return st is not None and bool(st.by_package)
 
 
 def pin_of(obj: Any) -> Optional[Product]:

@@ -203,8 +203,7 @@ class _Tagger:
             return False
         if not self.tagging or self.patch.leaf:
             return True
-        st = attribution.state()
-        return st is None or not st.by_package
+        return not attribution.products_registered()
 
     def start(
         self, settings: Settings, instance: Any, args: Args, kwargs: Kwargs
@@ -343,6 +342,7 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
     before, after, key, failed = tagger.before, tagger.after, tagger.key, tagger.failed
     tag_for, want_span, pin_use = tagger.tag_for, tagger.want_span, tagger.pin_use
     decide, undecide, leaf = attribution.decide, attribution.undecide, patch.leaf
+    products_registered = attribution.products_registered
     target, note_target, span_now = tagger.target, tagger.note_target, telemetry.current
     may_record = telemetry.may_record
     inline = tagger.tagging
@@ -354,9 +354,8 @@ def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any
                 return wrapped(*args, **kwargs)
             # spans on but no SDK configured: nothing would record, so the same path
             if not (want_span and settings.spans and may_record()):
-                st = attribution._STATE
                 token = None
-                if st is not None and st.by_package and not leaf:
+                if not leaf and products_registered():
                     # products registered: inner layers must resolve as this one did
                     product = pin_of(instance) if pin_use and instance is not None else None
                     token = decide(settings, product)

@@ -47,6 +47,58 @@ DBSQL_ESM = DBSQL_CJS.replace(
     "import { DBSQLClient } from '@databricks/sql';",
 )
 
+#: where the SQL connector's kernel backend (``useKernel``) opens its session
+KERNEL_PATH = "/api/2.0/sql/sessions"
+
+#: the kernel backend's module, imported by the app itself (as typings-driven code does):
+#: its default export has a connect() of its own, which is not the client's
+KERNEL_IMPORT_CJS = "require('@databricks/sql/dist/kernel/KernelBackend');\n"
+KERNEL_IMPORT_ESM = "import '@databricks/sql/dist/kernel/KernelBackend.js';\n"
+
+# An application whose options are not a plain object: ``prototype`` (argv[2]) inherits
+# every option from Object.create(defaults); ``class`` is a config class whose getters
+# read private fields. It says whether its options object kept its own keys and prototype.
+DBSQL_INHERITED_CJS = """
+const { DBSQLClient } = require('@databricks/sql');
+const port = Number(process.env.PEER_PORT);
+const defaults = {
+  host: '127.0.0.1', port, path: 'HTTP_PATH', token: 'app-token',
+  checkServerCertificate: false, telemetryEnabled: false, retryMaxAttempts: 1,
+};
+class Config {
+  #token = 'app-token';
+  #entry = 'PartnerApp/1.0';
+  get host() { return '127.0.0.1'; }
+  get port() { return port; }
+  get path() { return 'HTTP_PATH'; }
+  get token() { return this.#token; }
+  get checkServerCertificate() { return false; }
+  get telemetryEnabled() { return false; }
+  get retryMaxAttempts() { return 1; }
+  get userAgentEntry() { return this.#entry; }
+}
+const options = process.argv[2] === 'class'
+  ? new Config()
+  : Object.assign(Object.create(defaults), { userAgentEntry: 'PartnerApp/1.0' });
+const proto = Object.getPrototypeOf(options);
+const keys = () => JSON.stringify(Reflect.ownKeys(options).map(String));
+const before = keys();
+(async () => {
+  const client = new DBSQLClient();
+  try { await client.connect(options); await client.openSession(); }
+  catch (err) { console.log('connect failed as expected: ' + String(err.message).split('\\n')[0]); }
+  const same = keys() === before && Object.getPrototypeOf(options) === proto
+    && options.userAgentEntry === 'PartnerApp/1.0';
+  console.log('OPTIONS-UNCHANGED=' + same);
+  try { await client.close(); } catch (_) {}
+})();
+""".replace("HTTP_PATH", HTTP_PATH)
+
+DBSQL_INHERITED_ESM = DBSQL_INHERITED_CJS.replace(
+    "const { DBSQLClient } = require('@databricks/sql');",
+    "import { DBSQLClient } from '@databricks/sql';",
+)
+
 # node-postgres with the connection config given as JSON in argv[2]
 PG_APP = """
 const { Client } = require('pg');
@@ -108,26 +160,31 @@ def run_node(
 
 
 def connect(app_dir: Path, peer: Any, env: dict[str, str], own: dict[str, Any] | None = None,
-            esm: bool = False, launcher: Sequence[str] = ()
+            esm: bool = False, launcher: Sequence[str] = (), prelude: str = "",
             ) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    """Run the @databricks/sql application against ``peer``; its options must stay as given."""
+    """Run the @databricks/sql application against ``peer``; its options must stay as given.
+    ``prelude`` is source put before the application's own (an extra import)."""
     env = {**env, "PEER_PORT": str(peer.port)}
-    proc = run([*launcher, *dbsql_command(app_dir, own, esm)], env, app_dir)
+    command = dbsql_command(app_dir, own, esm)
+    if prelude:
+        script = app_dir / command[1]
+        script.write_text(prelude + script.read_text())
+    proc = run([*launcher, *command], env, app_dir)
     assert "OPTIONS-UNCHANGED=true" in proc.stdout, proc.stdout
     return proc
 
 
-def user_agent_sent(peer: Any) -> str:
-    """The one User-Agent header the recorder received on the SQL path."""
-    agents = [r.user_agent for r in peer.snapshot() if r.path == HTTP_PATH]
+def user_agent_sent(peer: Any, path: str = HTTP_PATH) -> str:
+    """The one User-Agent header the recorder received on ``path`` (the SQL path)."""
+    agents = [r.user_agent for r in peer.snapshot() if r.path == path]
     assert agents, f"the driver never reached the recorder: {peer.snapshot()}"
     assert len(set(agents)) == 1, agents
     return agents[0] or ""
 
 
-def entry_sent(peer: Any) -> Optional[str]:
-    """The userAgentEntry inside the header the recorder received on the SQL path."""
-    agent = user_agent_sent(peer)
+def entry_sent(peer: Any, path: str = HTTP_PATH) -> Optional[str]:
+    """The userAgentEntry inside the header the recorder received on ``path``."""
+    agent = user_agent_sent(peer, path)
     match = HEADER.match(agent)
     assert match, agent
     return match.group("entry")

@@ -20,7 +20,12 @@ import pytest
 from tests import pg
 from tests.runtimes.apps import (
     DBSQL_CJS,
+    DBSQL_INHERITED_CJS,
+    DBSQL_INHERITED_ESM,
     HEADER,
+    KERNEL_IMPORT_CJS,
+    KERNEL_IMPORT_ESM,
+    KERNEL_PATH,
     PG_CONNECTION,
     THEIR_PRELOAD_RAN,
     connect,
@@ -132,21 +137,55 @@ def test_existing_node_options_with_quotes_and_spaces_are_kept(
     assert entry_sent(tls_peer) == UA
 
 
+@pytest.mark.parametrize("esm", [False, True], ids=["commonjs", "esm"])
+def test_only_the_client_class_is_wrapped(app_dir: Path, tls_peer: Any, esm: bool) -> None:
+    """The app also imports the kernel backend's module (its default export has a connect()
+    too) and connects through the kernel (``useKernel``): the entry DBSQLClient merged
+    reaches the wire as merged, not replaced by ours."""
+    own = {
+        "useKernel": True,
+        "host": f"127.0.0.1:{tls_peer.port}",
+        "userAgentEntry": "PartnerApp/1.0",
+    }
+    prelude = KERNEL_IMPORT_ESM if esm else KERNEL_IMPORT_CJS
+    connect(app_dir, tls_peer, hooked(), own, esm=esm, prelude=prelude)
+    assert entry_sent(tls_peer, KERNEL_PATH) == f"PartnerApp/1.0 {UA}"
+
+
+@pytest.mark.parametrize("esm", [False, True], ids=["commonjs", "esm"])
+@pytest.mark.parametrize("shape", ["prototype", "class"])
+def test_options_inherited_through_a_prototype_reach_the_driver(
+    app_dir: Path, tls_peer: Any, esm: bool, shape: str
+) -> None:
+    """Options from Object.create(defaults), or getters of a config class reading private
+    fields: the driver reads them all (it reaches the peer), the entry is merged, and the
+    app's object keeps its own keys and prototype."""
+    name, source = (
+        ("inherited.mjs", DBSQL_INHERITED_ESM) if esm else ("inherited.cjs", DBSQL_INHERITED_CJS)
+    )
+    env = {**hooked(), "PEER_PORT": str(tls_peer.port)}
+    proc = run_node(app_dir, name, source, env, shape)
+    assert "OPTIONS-UNCHANGED=true" in proc.stdout, proc.stdout
+    assert entry_sent(tls_peer) == f"PartnerApp/1.0 {UA}"
+
+
 def test_a_failure_inside_the_wrapper_never_reaches_the_app(app_dir: Path, tls_peer: Any) -> None:
-    """Options whose keys cannot be listed: the copy fails, connect() still runs, as the
-    app wrote it, and one line on stderr says what was skipped."""
+    """Options whose ``clientId`` throws on its first read (ours): connect() still runs,
+    with the app's own object, and one line on stderr says what was skipped."""
     source = DBSQL_CJS.replace(
         "const before = JSON.stringify(options);",
         "const before = JSON.stringify(options);\n"
-        "const hostile = new Proxy(options, { ownKeys() { throw new Error('no keys'); } });",
-    ).replace("await client.connect(options)", "await client.connect(hostile)")
+        "let reads = 0;\n"
+        "Object.defineProperty(options, 'clientId', { get() {\n"
+        "  if (reads++ === 0) throw new Error('not yet'); return undefined; } });",
+    )
     env = {**hooked(), "PEER_PORT": str(tls_peer.port)}
     proc = run_node(app_dir, "hostile.cjs", source, env)
     assert "OPTIONS-UNCHANGED=true" in proc.stdout
     assert entry_sent(tls_peer) is None  # reached the peer without our entry
     ours = [ln for ln in proc.stderr.splitlines() if ln.startswith("ua-autotag:")]
     assert ours == [
-        "ua-autotag: node preload: @databricks/sql connect options left unchanged: no keys"
+        "ua-autotag: node preload: @databricks/sql connect options left unchanged: not yet"
     ]
 
 

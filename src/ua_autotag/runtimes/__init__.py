@@ -70,7 +70,7 @@ PRELOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node", "prel
 #: before the hook is added (damage, not tampering: whoever can rewrite the package can
 #: rewrite this module too; zlib is loaded anyway, hashlib's OpenSSL would cost the
 #: launcher ~2 ms). tests/runtimes checks this constant against the file.
-PRELOAD_CRC32 = "194b259d"
+PRELOAD_CRC32 = "54435e61"
 
 #: Debian's libpostgresql-jdbc-java
 PGJDBC_JAR = "/usr/share/java/postgresql.jar"

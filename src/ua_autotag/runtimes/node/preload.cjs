@@ -4,8 +4,9 @@
 // Why Module._load: it is the one function every CommonJS require() goes through, and
 // Node's ES module loader loads CommonJS packages (such as @databricks/sql) through it
 // too, so one wrapper covers `require(...)` and `import ... from '@databricks/sql'`.
-// When @databricks/sql shows up, DBSQLClient.prototype.connect gets a wrapper that
-// merges our User-Agent entry into a copy of the caller's options.
+// When @databricks/sql shows up, DBSQLClient.prototype.connect (that class only) gets a
+// wrapper that hands the driver the caller's options with our User-Agent entry merged in,
+// through a Proxy: the caller's object, prototype included, stays as it was.
 //
 // Rules: never throw into the application (everything is in try/catch, at most one
 // warning line on stderr), cost nothing measurable when the package is never loaded,
@@ -56,6 +57,68 @@
     return theirs + ' ' + ours;
   }
 
+  var hasOwn = Object.prototype.hasOwnProperty;
+
+  // The options the driver sees: the caller's own object behind a Proxy that answers our
+  // merged entry and keeps anything the driver writes (1.x+ copies `clientId` into
+  // `userAgentEntry`) to itself. Every other read goes to the caller's object with that
+  // object as receiver, so its prototype (Object.create(defaults), getters of a config
+  // class, private fields included) works as written and the object itself is never
+  // changed. The Proxy's target is a blank extensible object, so no Proxy invariant of
+  // the caller's object (frozen, non-configurable) can make a trap throw.
+  function withEntry(options, overlay) {
+    var DELETED = {};
+    function own(key) {
+      return hasOwn.call(overlay, key);
+    }
+    return new Proxy(
+      {},
+      {
+        get: function (_, key) {
+          if (own(key)) return overlay[key] === DELETED ? undefined : overlay[key];
+          return Reflect.get(options, key);
+        },
+        set: function (_, key, value) {
+          overlay[key] = value;
+          return true;
+        },
+        has: function (_, key) {
+          if (own(key)) return overlay[key] !== DELETED;
+          return key in options;
+        },
+        deleteProperty: function (_, key) {
+          overlay[key] = DELETED;
+          return true;
+        },
+        defineProperty: function (_, key, descriptor) {
+          overlay[key] = descriptor.value;
+          return true;
+        },
+        ownKeys: function () {
+          var keys = Reflect.ownKeys(options).filter(function (key) {
+            return !own(key);
+          });
+          Reflect.ownKeys(overlay).forEach(function (key) {
+            if (overlay[key] !== DELETED) keys.push(key);
+          });
+          return keys;
+        },
+        getOwnPropertyDescriptor: function (_, key) {
+          if (own(key)) {
+            if (overlay[key] === DELETED) return undefined;
+            return { value: overlay[key], writable: true, enumerable: true, configurable: true };
+          }
+          var found = Reflect.getOwnPropertyDescriptor(options, key);
+          if (found) found.configurable = true; // the blank target holds nothing
+          return found;
+        },
+        getPrototypeOf: function () {
+          return Reflect.getPrototypeOf(options);
+        },
+      }
+    );
+  }
+
   function patchClient(DBSQLClient) {
     var proto = DBSQLClient && DBSQLClient.prototype;
     if (!proto || typeof proto.connect !== 'function' || proto.connect[WRAPPED]) return;
@@ -69,12 +132,12 @@
       try {
         var s = settings();
         if (s.value && options !== null && typeof options === 'object') {
-          var copy = Object.assign({}, options); // the caller's object stays untouched
-          var theirs = knowsEntry ? options.userAgentEntry || options.clientId : options.clientId;
+          var clientId = options.clientId;
+          var theirs = knowsEntry ? options.userAgentEntry || clientId : clientId;
           var merged = merge(theirs, s.value, s.mode);
-          copy.userAgentEntry = merged;
-          if (!knowsEntry || options.clientId !== undefined) copy.clientId = merged;
-          args[0] = copy;
+          var overlay = { userAgentEntry: merged };
+          if (!knowsEntry || clientId !== undefined) overlay.clientId = merged;
+          args[0] = withEntry(options, overlay);
         }
       } catch (err) {
         warn('@databricks/sql connect options left unchanged', err);
@@ -88,6 +151,19 @@
   // "@databricks/sql", "@databricks/sql/dist/...", or the resolved file path the ESM
   // loader passes (also inside pnpm's .pnpm/ layout).
   var DBSQL = /(^|[\\/])@databricks[\\/]sql([\\/]|$)/;
+  // the module whose default export is the client class (a deep import of it)
+  var CLIENT_MODULE = /[\\/]DBSQLClient(\.js)?$/;
+
+  // Only the client class is wrapped: other modules of the package also export classes
+  // with a connect() (dist/kernel/KernelBackend, which DBSQLClient calls with the options
+  // it already merged), and wrapping those would replace the caller's entry.
+  function clientClass(request, exported) {
+    if (typeof exported.DBSQLClient === 'function') return exported.DBSQLClient;
+    if (CLIENT_MODULE.test(request) && typeof exported.default === 'function') {
+      return exported.default;
+    }
+    return null;
+  }
 
   try {
     var Module = require('module');
@@ -97,8 +173,8 @@
       var exported = load.apply(this, arguments);
       try {
         if (typeof request === 'string' && DBSQL.test(request) && exported) {
-          if (typeof exported.DBSQLClient === 'function') patchClient(exported.DBSQLClient);
-          else if (typeof exported.default === 'function') patchClient(exported.default);
+          var client = clientClass(request, exported);
+          if (client) patchClient(client);
         }
       } catch (err) {
         warn('@databricks/sql not instrumented', err);

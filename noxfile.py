@@ -18,7 +18,16 @@ def tests(session: nox.Session) -> None:
     """The full suite against real local peers (PostgreSQL, HTTP, gRPC, unixODBC)."""
     session.run("bash", "scripts/system-deps.sh", external=True)
     session.install("-e", ".[all,test]")
+    _install_unitycatalog_client(session)
     session.run("pytest", *session.posargs)
+
+
+def _install_unitycatalog_client(session: nox.Session) -> None:
+    """The Unity Catalog Python client for the aiohttp tests, without its dependencies:
+    it pins each of them to an exact ceiling (``urllib3<=2.6.3``,
+    ``typing-extensions<=4.15.0``...), which would downgrade what the other tests run
+    against; the test extra lists what it imports."""
+    session.install("--no-deps", "unitycatalog-client>=0.3")
 
 
 @nox.session(python=PYTHON)

@@ -76,6 +76,7 @@ CATALOG: Dict[str, CatalogEntry] = {
     "requests": CatalogEntry("requests", "http-user-agent", ("requests",)),
     "httpx": CatalogEntry("httpx", "http-user-agent", ("httpx",)),
     "urllib3": CatalogEntry("urllib3", "http-user-agent", ("urllib3",)),
+    "aiohttp": CatalogEntry("aiohttp", "http-user-agent", ("aiohttp",)),
     "spark_connect": CatalogEntry(
         "pyspark.sql.connect.client.core",
         "spark_connect",

@@ -106,6 +106,7 @@ def test_no_import_time_crash_when_clients_are_missing(tmp_path: Path) -> None:
         "requests",
         "httpx",
         "urllib3",
+        "aiohttp",
         "pyspark",
         "sqlalchemy",
     ]

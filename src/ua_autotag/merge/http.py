@@ -1,4 +1,4 @@
-"""REST ``User-Agent`` headers (requests, httpx, urllib3): our token once, clients' own kept.
+"""REST ``User-Agent`` headers (requests, httpx, urllib3, aiohttp): ours once, clients' own kept.
 
 Pure functions, plus the request copy every REST integration sends instead of the caller's object.
 """
@@ -28,6 +28,21 @@ DATABRICKS_CLIENT_MARKERS = ("databricks-sdk-py/", "PyDatabricksSqlConnector/")
 #: library default is not a caller's explicit value, so ``keep`` still adds ours.
 HTTP_LIBRARY_DEFAULTS = ("python-requests/", "python-httpx/", "python-urllib3/")
 
+#: aiohttp's default is two tokens, ``Python/3.11 aiohttp/3.13.3``
+_AIOHTTP_DEFAULT = ("Python/", "aiohttp/")
+
+
+def _library_default(existing: str) -> bool:
+    """Whether ``existing`` is an HTTP library's own default User-Agent."""
+    if " " not in existing:
+        return existing.startswith(HTTP_LIBRARY_DEFAULTS)
+    first, _, second = existing.partition(" ")
+    return (
+        first.startswith(_AIOHTTP_DEFAULT[0])
+        and second.startswith(_AIOHTTP_DEFAULT[1])
+        and " " not in second
+    )
+
 
 @functools.lru_cache(maxsize=256)  # (caller's header, ours, mode): a few per process
 def merge_rest_user_agent(existing: Optional[str], ours: str, mode: str) -> str:
@@ -47,7 +62,7 @@ def merge_rest_user_agent(existing: Optional[str], ours: str, mode: str) -> str:
         for marker in DATABRICKS_CLIENT_MARKERS:
             if marker in existing:
                 return existing
-        if mode == "keep" and " " not in existing and existing.startswith(HTTP_LIBRARY_DEFAULTS):
+        if mode == "keep" and _library_default(existing):
             mode = "append"
     return merge_tokens(existing, ours, mode)
 

@@ -135,6 +135,24 @@ def probe_urllib3(job: Job) -> Result:
         }
 
 
+def probe_aiohttp(job: Job) -> Result:
+    import asyncio
+
+    import aiohttp
+
+    async def get(url: str) -> None:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession() as session, session.get(url, timeout=timeout) as r:
+            await r.read()
+
+    with _http_peer() as peer:
+        asyncio.run(get(peer.url + _REST_PATH))
+        return {
+            "received": _last(peer.user_agents(_REST_PATH)),
+            "where": f"User-Agent of GET {_REST_PATH}",
+        }
+
+
 # --------------------------------------------------------------------------- Spark Connect
 
 
@@ -370,6 +388,7 @@ PROBES: Dict[str, Callable[[Job], Result]] = {
     "requests": probe_requests,
     "httpx": probe_httpx,
     "urllib3": probe_urllib3,
+    "aiohttp": probe_aiohttp,
     "spark_connect": probe_spark_connect,
     "psycopg": probe_psycopg,
     "psycopg2": probe_psycopg2,

@@ -1,0 +1,66 @@
+"""aiohttp: our token in the User-Agent of calls to Databricks hosts.
+
+Patch point: ``ClientRequest.send`` - one call per request actually sent (each
+redirect hop and each retry of a middleware included), after the session's and the
+request's headers were merged, auth applied and client middlewares ran, so the header
+is final. Every ``ClientSession`` reaches it (``session.get``, ``session.request``,
+``aiohttp.request``), and so do the clients built on aiohttp: the Airflow Databricks
+provider's async hook, ``unitycatalog-client``.
+
+Each hop gets a fresh ``ClientRequest`` whose header dict is its own copy (aiohttp
+rebuilds it from the session's and the caller's headers on every hop), so setting
+the header on it leaves the caller's dicts untouched and a redirect to a
+non-Databricks host leaves exactly as it would without us
+(``response.request_info.headers`` shows what was sent). Sessions keep the product
+whose code created them (the request's ``_session``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+from ..engine.attribution import for_object
+from ..hosts import rules_for
+from ..merge.http import merge_rest_user_agent
+from ..settings import Settings
+from ..spec import Integration, Patch, Tag
+
+
+def _tag_send(
+    tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+    url = getattr(instance, "url", None)
+    if not rules_for(tag.settings).match(getattr(url, "host", None)):
+        return args, kwargs
+    headers = instance.headers
+    existing = headers.get("User-Agent")
+    if existing is not None and not isinstance(existing, str):
+        return args, kwargs
+    merged = merge_rest_user_agent(existing, tag.value, tag.mode)
+    if merged != existing:
+        headers["User-Agent"] = merged  # this hop's own dict (see the module docstring)
+    return args, kwargs
+
+
+def _session_settings(request: Any) -> Optional[Settings]:
+    """The settings of the session sending ``request`` (its pin), else the rule now."""
+    session = getattr(request, "_session", None)
+    return for_object(request if session is None else session)
+
+
+INTEGRATION = Integration(
+    name="aiohttp",
+    supported=">=3.8,<4",
+    system="databricks",
+    patches=(
+        # the connection's protocol writes below: nothing of ours inside (leaf)
+        Patch(
+            "aiohttp.client_reqrep",
+            "ClientRequest.send",
+            before=_tag_send,
+            settings=_session_settings,
+            leaf=True,
+        ),
+        Patch("aiohttp.client", "ClientSession.__init__", pin="create"),
+    ),
+)

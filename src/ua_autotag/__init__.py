@@ -74,7 +74,10 @@ def instrument(
 
     frame = sys._getframe(1)
     origin = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    ours = str(frame.f_globals.get("__name__", "")).split(".")[0] == __name__
     resolved = settings.resolve(**options, origin=origin)
+    if ours:  # the one-liner, the launcher, opentelemetry-instrument: the environment set it
+        resolved.origin = resolved.sources.get("user_agent", "the environment")
     return engine.instrument(resolved)
 
 

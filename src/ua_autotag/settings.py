@@ -230,10 +230,14 @@ def check_carriers(ua: UserAgent, settings: Settings, label: str = "") -> None:
         except InvalidUserAgent as exc:
             users = sorted(n for n in settings.active if CATALOG[n].carrier == carrier)
             prefix = f"{label}: " if label else ""
+            how = (  # a library product decides in its own code, not in its users' environment
+                "disabled=[...] in its instrument() call"
+                if settings.packages
+                else "disabled=[...], UA_AUTOTAG_DISABLED_INTEGRATIONS or --disable"
+            )
             raise InvalidUserAgent(
                 f"{prefix}{exc}; shorten the value, or disable the integrations that carry it "
-                f"there ({', '.join(users)}) with disabled=[...], "
-                "UA_AUTOTAG_DISABLED_INTEGRATIONS or --disable"
+                f"there ({', '.join(users)}) with {how}"
             ) from None
 
 
@@ -284,8 +288,11 @@ def resolve(
         raise TypeError(f"resolve() got unknown options: {', '.join(unknown)}")
     given = _Given(options, environ, labels)
     packages = _packages(options.get("packages"))
-    ua = _Value(given, user_agent, packages).resolve()
-    mode = given.choice("mode", "UA_AUTOTAG_MODE", MODES)
+    value = _Value(given, user_agent, packages)
+    ua = value.resolve()
+    # a product's mode is its own (how its value joins the caller's is the product's call);
+    # the environment's is the process default's, like its value (docs/attribution.md)
+    mode = given.choice("mode", None if packages else "UA_AUTOTAG_MODE", MODES)
     spans = given.flag("spans", "UA_AUTOTAG_SPANS", True)
     strict = given.flag("strict", "UA_AUTOTAG_STRICT", False)
     disabled, only = given.integrations()
@@ -295,7 +302,7 @@ def resolve(
     settings = Settings(
         ua, mode, spans, strict, only, disabled, hosts, given.sources, packages, origin
     )
-    check_carriers(ua, settings, _value_label(given.sources.get("user_agent", "")))
+    check_carriers(ua, settings, value.where)
     return settings
 
 
@@ -313,19 +320,22 @@ class _Given:
         self.names: Dict[str, str] = dict(labels or {})
         self.sources: Dict[str, str] = {}
 
-    def pick(self, key: str, var: str) -> Tuple[Any, str]:
-        """(raw value or None, how to name it in an error); records the source."""
+    def pick(self, key: str, var: Optional[str]) -> Tuple[Any, str]:
+        """(raw value or None, how to name it in an error); records the source.
+
+        ``var`` None: the option is not read from the environment here.
+        """
         arg = self.options.get(key)
         if arg is not None:
             self.sources[key] = self.names.get(key, "argument")
             return arg, self.names.get(key, key)
-        if var in self.env:
+        if var is not None and var in self.env:
             self.sources[key] = f"env {var}"
             return self.env[var], var
         self.sources[key] = "default"
-        return None, var
+        return None, var or key
 
-    def choice(self, key: str, var: str, allowed: Tuple[str, ...]) -> str:
+    def choice(self, key: str, var: Optional[str], allowed: Tuple[str, ...]) -> str:
         raw, where = self.pick(key, var)
         value = allowed[0] if raw is None else str(raw).strip().lower()
         if value not in allowed:
@@ -362,11 +372,6 @@ class _Given:
         if raw is not None and not isinstance(raw, str):
             raw = ",".join(raw)  # a list from the API, a comma list from elsewhere
         return tuple(sorted(_parse_list(raw))) if raw else ()
-
-
-def _value_label(source: str) -> str:
-    """``"env UA_AUTOTAG_USER_AGENT"`` -> ``"UA_AUTOTAG_USER_AGENT"``; an option name as is."""
-    return source[4:] if source.startswith("env ") else source
 
 
 def _packages(packages: Optional[Iterable[str]]) -> Tuple[str, ...]:
@@ -415,6 +420,8 @@ class _Value:
         get = given.options.get
         self.isv, self.product = get("isv"), get("product")
         self.version, self.version_from = get("version"), get("version_from")
+        #: how errors about the value name where it came from (as the parse errors do)
+        self.where = ""
 
     def label(self, key: str) -> str:
         return self.given.names.get(key, key)
@@ -435,7 +442,8 @@ class _Value:
         sources, label = self.given.sources, self.label
         if self.user_agent is not None:
             sources["user_agent"] = self.given.names.get("user_agent", "argument")
-            return _labelled(label("user_agent"), lambda: UserAgent.coerce(self.user_agent))
+            self.where = label("user_agent")
+            return _labelled(self.where, lambda: UserAgent.coerce(self.user_agent))
         if self.isv is None and self.product is None:
             return None
         isv, product = self.isv, self.product
@@ -445,7 +453,7 @@ class _Value:
                 f"isv={isv!r}, product={product!r}"
             )
         sources["user_agent"] = self.given.names.get("isv", "argument")
-        where = f"{label('isv')}/{label('product')}"
+        self.where = where = f"{label('isv')}/{label('product')}"
         return _labelled(where, lambda: UserAgent(isv, product, self.version))
 
     def from_env(self) -> UserAgent:
@@ -457,13 +465,15 @@ class _Value:
             )
         if env.get("UA_AUTOTAG_USER_AGENT"):
             sources["user_agent"] = "env UA_AUTOTAG_USER_AGENT"
+            self.where = "UA_AUTOTAG_USER_AGENT"
             text = env["UA_AUTOTAG_USER_AGENT"]
             return _labelled("UA_AUTOTAG_USER_AGENT", lambda: UserAgent.parse(text))
         if env.get("UA_AUTOTAG_ISV") or env.get("UA_AUTOTAG_PRODUCT"):
             sources["user_agent"] = "env UA_AUTOTAG_ISV + UA_AUTOTAG_PRODUCT"
             parts = (env.get("UA_AUTOTAG_ISV", ""), env.get("UA_AUTOTAG_PRODUCT", ""))
             version = env.get("UA_AUTOTAG_VERSION") or None
-            return _labelled("UA_AUTOTAG_ISV/PRODUCT/VERSION", lambda: UserAgent(*parts, version))
+            self.where = "UA_AUTOTAG_ISV/PRODUCT/VERSION"
+            return _labelled(self.where, lambda: UserAgent(*parts, version))
         label = self.label
         hint = (
             f"give {label('user_agent')} (or {label('isv')}/{label('product')})"

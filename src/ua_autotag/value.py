@@ -44,6 +44,8 @@ _ALLOWED = {
     ),
     "product": (_ALNUM | frozenset("_.+-"), "letters, digits and _ . + -"),
     "version": (_ALNUM | frozenset(".+-"), "letters, digits and . + -"),
+    #: a value without its '_' yet: every character any part may hold, '/' split off
+    "": (_ALNUM | frozenset("_.+-"), "letters, digits and _ . + -"),
 }
 
 
@@ -59,12 +61,13 @@ class InvalidUserAgent(ConfigurationError):
 
 
 def _check_part(what: str, value: object) -> None:
-    """Raise naming the most specific rule ``value`` breaks."""
+    """Raise naming the most specific rule ``value`` breaks (``what`` "": the whole value)."""
+    what = f"{what} " if what else ""
     if not isinstance(value, str):
-        raise InvalidUserAgent(f"User-Agent {what} must be a string: {value!r}")
+        raise InvalidUserAgent(f"User-Agent {what}must be a string: {value!r}")
     if not value:
-        raise InvalidUserAgent(f"User-Agent {what} must not be empty: {value!r}")
-    allowed, description = _ALLOWED[what]
+        raise InvalidUserAgent(f"User-Agent {what}must not be empty: {value!r}")
+    allowed, description = _ALLOWED[what.strip()]
     for ch in value:
         if ch in allowed:
             continue
@@ -78,9 +81,9 @@ def _check_part(what: str, value: object) -> None:
             rule = "must not contain whitespace"
         else:
             rule = f"must contain only {description}"
-        raise InvalidUserAgent(f"User-Agent {what} {rule}: {value!r}")
+        raise InvalidUserAgent(f"User-Agent {what}{rule}: {value!r}")
     if value[0] not in _ALNUM:
-        raise InvalidUserAgent(f"User-Agent {what} must start with a letter or digit: {value!r}")
+        raise InvalidUserAgent(f"User-Agent {what}must start with a letter or digit: {value!r}")
 
 
 class UserAgent:
@@ -139,8 +142,8 @@ class UserAgent:
             )
         isv, underscore, product = name.partition("_")
         if not underscore:
-            if name:  # a bad character is the likelier mistake: name it first
-                _check_part("product", name)
+            if name:  # a bad character is the likelier mistake: name it first (no part
+                _check_part("", name)  # to blame yet: the rule is the whole value's)
             raise InvalidUserAgent(
                 "User-Agent must have the form <isv>_<product>[/<version>], with '_' between "
                 f"isv and product name: {text!r}"

@@ -73,9 +73,10 @@ def test_doctor_text_output_and_not_configured() -> None:
     assert f"user_agent  {UA}" in proc.stdout
     assert "(env UA_AUTOTAG_USER_AGENT)" in proc.stdout
     assert "wraps psycopg" in proc.stdout
-    proc = cli("doctor")
-    assert proc.returncode == 1
-    assert "configuration: not configured" in proc.stdout
+    proc = cli("doctor")  # no process default is no error (a library must not set one)
+    assert proc.returncode == 0, proc.stdout
+    assert "configuration: no process default" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == "result: ok (exit 0)"
 
 
 def test_doctor_never_prints_secrets() -> None:
@@ -188,3 +189,82 @@ def test_doctor_lists_the_runtime_hooks() -> None:
     assert hooks["java"]["variable"] == "JAVA_TOOL_OPTIONS"
     text = cli("doctor", env=clean_env(UA_AUTOTAG_USER_AGENT=UA)).stdout
     assert "runtime hooks" in text and "NODE_OPTIONS += --require" in text
+
+
+def test_doctor_lists_each_wrapped_attribute_once() -> None:
+    """The SDK's client constructors both tag and pin: one line each, both roles on it;
+    the set-up step says what it does."""
+    text = cli("doctor", env=clean_env(UA_AUTOTAG_USER_AGENT=UA)).stdout
+    wraps = [line.strip() for line in text.splitlines() if line.strip().startswith("wraps ")]
+    names = [line.split()[1] for line in wraps]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    client = next(w for w in wraps if w.startswith("wraps databricks.sdk.WorkspaceClient.__init__"))
+    assert "connect span" in client and "pins its creator" in client
+    also = next(line for line in text.splitlines() if "_setup" in line)
+    assert "descriptors" in also and "setup _setup" not in text
+
+
+# --------------------------------------------------------------------------- a library's CI
+
+
+def _library(tmp_path, name: str, value: str, packages: str = "[__name__]") -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / f"{name}.py").write_text(
+        f"import ua_autotag\nua_autotag.instrument({value!r}, packages={packages})\n"
+    )
+
+
+def test_doctor_import_is_a_library_ci_check(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A valid library passes with no process default; an over-long value, a package claimed
+    by two products, or a module registering nothing fail (exit 1) with the reason."""
+    _library(tmp_path, "acmepartner_datengproduct", UA)
+    _library(tmp_path, "acmepartner_toolong", "AcmePartner_DatEngProduct/3.5-" + "x" * 40)
+    _library(tmp_path, "globex_loader", "Globex_Loader/1.0",
+             "[__name__, 'acmepartner_datengproduct']")
+    (tmp_path / "plain_module.py").write_text("X = 1\n")
+    env = clean_env(PYTHONPATH=str(tmp_path))
+
+    proc = cli("doctor", "--import", "acmepartner_datengproduct", "--json", env=env)
+    assert proc.returncode == 0, proc.stdout
+    report = json.loads(proc.stdout)
+    assert report["problems"] == []
+    assert report["configuration"]["status"] == "no process default"
+    product = report["products"]["products"][0]
+    carriers = {c["carrier"]: c for c in product["carriers"]}
+    assert carriers["application_name"]["status"] == "ok" and carriers["application_name"]["in_use"]
+    psycopg = next(r for r in report["integrations"] if r["integration"] == "psycopg")
+    assert psycopg["status"] == "would patch"
+
+    proc = cli("doctor", "--import", "acmepartner_toolong", env=env)
+    assert proc.returncode == 1
+    assert "result: 1 problem(s) (exit 1):" in proc.stdout
+    reason = proc.stdout.split("result:")[1]
+    assert "acmepartner_toolong" in reason and "63-byte limit" in reason
+    assert "disabled=[...] in its instrument() call" in reason  # not the customer's env
+
+    proc = cli("doctor", "--import", "acmepartner_datengproduct", "--import", "globex_loader",
+               "--json", env=env)
+    assert proc.returncode == 1
+    (problem,) = json.loads(proc.stdout)["problems"]
+    assert "already claimed by AcmePartner_DatEngProduct/3.5" in problem
+    assert "Globex_Loader/1.0" in problem
+
+    proc = cli("doctor", "--import", "plain_module", env=env)
+    assert proc.returncode == 1
+    assert "no product registered" in proc.stdout
+
+
+def test_doctor_checks_a_product_against_carriers_the_environment_switched_off(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The customer's UA_AUTOTAG_DISABLED_INTEGRATIONS lets an over-long value register here,
+    but it would fail wherever that is not set: the library check still fails."""
+    _library(tmp_path, "acmepartner_toolong", "AcmePartner_DatEngProduct/3.5-" + "x" * 40)
+    env = clean_env(PYTHONPATH=str(tmp_path),
+                    UA_AUTOTAG_DISABLED_INTEGRATIONS="psycopg,psycopg2,asyncpg")
+    proc = cli("doctor", "--import", "acmepartner_toolong", "--json", env=env)
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    (problem,) = report["problems"]
+    assert problem.startswith("AcmePartner_DatEngProduct/3.5-x") and "application_name" in problem
+    # and the product shows where each of its settings came from
+    options = report["products"]["products"][0]["options"]
+    assert options["disabled"]["source"] == "env UA_AUTOTAG_DISABLED_INTEGRATIONS"
+    assert options["mode"] == {"value": "append", "source": "default"}

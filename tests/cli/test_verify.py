@@ -51,10 +51,10 @@ def test_verify_fails_with_a_clear_row_when_an_integration_is_disabled(pg_dsn: s
     lines = proc.stdout.splitlines()
     row = next(line for line in lines if line.startswith("psycopg "))
     assert row.rstrip().endswith("missing")
-    assert any("disabled by UA_AUTOTAG_DISABLED_INTEGRATIONS" in line for line in lines)
+    assert "disabled by UA_AUTOTAG_DISABLED_INTEGRATIONS" in " ".join(proc.stdout.split())
     assert next(line for line in lines if line.startswith("databricks_sdk ")).rstrip().endswith(
         " ok")
-    assert "FAILED: psycopg" in proc.stdout
+    assert "FAILED (missing: psycopg)" in proc.stdout
 
     data = json.loads(cli("verify", "--user-agent", UA, "--json", "--only", FAST,
                           env=env).stdout)
@@ -88,30 +88,59 @@ def _unreachable_dsn() -> str:
     return f"host=127.0.0.1 port={port} user=postgres password=s3cret dbname=x"
 
 
-def test_verify_unreachable_postgres_is_a_clear_failure() -> None:
-    """Bug: the row said "skipped" while the summary said FAILED for it. A server the user
-    named with --pg-dsn that cannot be reached is an error of every PostgreSQL row."""
+def test_verify_unreachable_postgres_is_not_reached_and_fails() -> None:
+    """A server the user named with --pg-dsn that cannot be reached: every PostgreSQL row is
+    "not reached" (never "missing": nothing connected), with the full reason, and the run
+    fails although other rows pass."""
     dsn = _unreachable_dsn()
-    proc = cli("verify", "--user-agent", UA, "--json", "--only", ",".join(PG_ROWS),
-               "--pg-dsn", dsn)
+    only = ",".join((*PG_ROWS, "databricks_sdk"))
+    proc = cli("verify", "--user-agent", UA, "--json", "--only", only, "--pg-dsn", dsn)
     assert proc.returncode == 1
     rows = _rows(proc)
     for name in PG_ROWS:
-        assert rows[name]["verdict"] == "error", rows[name]
-        assert rows[name]["passed"] is False
-        assert "--pg-dsn not reachable" in rows[name]["detail"]
+        assert rows[name]["verdict"] == "not reached", rows[name]
+        assert rows[name]["passed"] is False and rows[name]["reached"] is False
+        assert rows[name]["detail"].startswith("PostgreSQL at --pg-dsn: 127.0.0.1:"), rows[name]
+    # libpq's reason in full, never cut mid-word
+    assert rows["psycopg"]["detail"].endswith("accepting TCP/IP connections?"), rows["psycopg"]
+    assert rows["databricks_sdk"]["verdict"] == "ok" and rows["databricks_sdk"]["reached"]
     assert "s3cret" not in proc.stdout + proc.stderr
 
-    proc = cli("verify", "--user-agent", UA, "--only", ",".join(PG_ROWS), "--pg-dsn", dsn)
+    proc = cli("verify", "--user-agent", UA, "--only", only, "--pg-dsn", dsn)
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
     for name in PG_ROWS:
         row = next(line for line in lines if line.startswith(name + " "))
-        assert row.rstrip().endswith("error"), row
-    assert "skipped" not in proc.stdout
-    summary = next(line for line in lines if line.startswith("FAILED: "))
-    assert all(name in summary for name in PG_ROWS), summary
+        assert row.rstrip().endswith("not reached"), row
+    assert "skipped" not in proc.stdout and "missing" not in proc.stdout
+    summary = lines[-1]
+    assert summary.startswith("FAILED (not reached: psycopg, psycopg2, asyncpg)"), summary
+    # the reason is wrapped onto indented lines, every word of it there
+    text = " ".join(" ".join(proc.stdout.split()).split("-> ")[1:])
+    assert "Is the server running on that host and accepting TCP/IP connections?" in text
     assert "s3cret" not in proc.stdout + proc.stderr
+
+
+def test_verify_that_reaches_nothing_says_so_and_fails() -> None:
+    """No PostgreSQL where verify looks by default: not reached is no failure of the row,
+    but a run that reached no peer at all proved nothing and must not pass."""
+    port = _unreachable_dsn().split("port=")[1].split()[0]
+    env = clean_env(PGHOST="127.0.0.1", PGPORT=port)
+    proc = cli("verify", "--user-agent", UA, "--json", "--only", "psycopg,psycopg2", env=env)
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 1
+    assert data["ok"] is False and data["reached"] == 0
+    assert {r["verdict"] for r in data["results"]} == {"not reached"}
+    assert all(r["passed"] for r in data["results"])  # no failure of the rows themselves
+    proc = cli("verify", "--user-agent", UA, "--only", "psycopg,psycopg2", env=env)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[-1].startswith("NOT PROVEN: no client reached its peer")
+    assert "ok:" not in proc.stdout
+
+    # one row reached and passed: the run passes, the unreached row listed as not proven
+    proc = cli("verify", "--user-agent", UA, "--only", "psycopg,databricks_sdk", env=env)
+    assert proc.returncode == 0, proc.stdout
+    assert "not reached, so not proven: psycopg" in proc.stdout.splitlines()[-1]
 
 
 def test_verify_bad_value_is_a_one_line_error() -> None:

@@ -208,3 +208,53 @@ def test_options_are_declared_once() -> None:
     with pytest.raises(TypeError, match="unknown options: colour"):
         resolve(UA, colour="blue")
     assert {o.env for o in settings.OPTIONS if o.env} <= set(settings.ENV)
+
+
+def test_the_63_byte_error_names_the_option_as_every_value_error_does() -> None:
+    """Same prefix for the process default and a library (``user_agent:``, not
+    ``argument:``); a library is told to disable in its own call, not in the environment."""
+    long = "AcmePartner_DatEngProduct/3.5-" + "x" * 40
+    for packages in (None, ["some_lib"]):
+        with pytest.raises(InvalidUserAgent) as info:
+            resolve(long, packages=packages, environ={})
+        assert str(info.value).startswith("user_agent: User-Agent is 70 bytes, over the 63-byte")
+    assert "UA_AUTOTAG_DISABLED_INTEGRATIONS" not in str(info.value)
+    assert "disabled=[...] in its instrument() call" in str(info.value)
+    with pytest.raises(InvalidUserAgent, match=r"^isv/product: User-Agent is"):
+        resolve(isv="AcmePartner", product="D" * 60, environ={})
+    with pytest.raises(InvalidUserAgent, match=r"^UA_AUTOTAG_USER_AGENT: User-Agent is 70"):
+        resolve(environ={"UA_AUTOTAG_USER_AGENT": long})
+
+
+def test_which_environment_settings_reach_a_product() -> None:
+    """The customer's kill switches (disabled), spans, strict and rest_hosts apply to a
+    product; the mode does not (like the value, it is the process default's)."""
+    env = {
+        "UA_AUTOTAG_MODE": "replace",
+        "UA_AUTOTAG_DISABLED_INTEGRATIONS": "psycopg",
+        "UA_AUTOTAG_SPANS": "false",
+        "UA_AUTOTAG_STRICT": "true",
+        "UA_AUTOTAG_REST_HOSTS": "db.example.com",
+    }
+    product = resolve(UA, packages=["acme_dateng"], environ=env)
+    assert product.mode == "append" and product.sources["mode"] == "default"
+    assert "psycopg" in product.disabled and not product.enabled("psycopg")
+    assert product.sources["disabled"] == "env UA_AUTOTAG_DISABLED_INTEGRATIONS"
+    assert product.spans is False and product.strict is True
+    assert product.rest_hosts == ("db.example.com",)
+    assert resolve(UA, packages=["acme_dateng"], mode="keep", environ=env).mode == "keep"
+    assert resolve(environ={**env, "UA_AUTOTAG_USER_AGENT": UA}).mode == "replace"
+
+
+def test_status_names_the_variable_a_default_came_from() -> None:
+    code = "import ua_autotag; print(ua_autotag.status().default.origin)"
+    result = run_python(code, {"UA_AUTOTAG_USER_AGENT": UA})
+    assert result.stdout.strip() == "env UA_AUTOTAG_USER_AGENT", result.stderr
+    code = "import ua_autotag as u; u.instrument('A_B/1'); print(u.status().default.origin)"
+    assert run_python(code).stdout.strip() == "<string>:1"
+    code = (
+        "import ua_autotag; ua_autotag.instrument('A_B/1', packages=['x']); "
+        "print(ua_autotag.status().products[0].as_dict()['options']['mode'])"
+    )
+    result = run_python(code, {"UA_AUTOTAG_MODE": "keep"})
+    assert result.stdout.strip() == "{'value': 'append', 'source': 'default'}", result.stderr

@@ -63,6 +63,15 @@ BAD = [
 ]
 
 
+@pytest.mark.parametrize("text", ["bad value", "Acme Partner", "bad;value/1"])
+def test_a_value_without_its_underscore_blames_the_whole_value(text: str) -> None:
+    """No '_' yet means no product part: the rule named is the value's, not "product"'s."""
+    with pytest.raises(InvalidUserAgent) as info:
+        UserAgent.parse(text)
+    assert str(info.value).startswith("User-Agent must "), info.value
+    assert "product" not in str(info.value).split(":")[0]
+
+
 @pytest.mark.parametrize(("text", "rule"), BAD)
 def test_bad_values_name_the_rule_and_the_value(text: str, rule: str) -> None:
     with pytest.raises(InvalidUserAgent) as info:

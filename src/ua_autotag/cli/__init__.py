@@ -17,7 +17,7 @@ import sys
 
 from .. import __version__
 from ..value import ConfigurationError
-from .common import PROG, CliError, one_line
+from .common import EXIT_STATUS, PROG, CliError, one_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,6 +28,28 @@ __all__ = ["CliError", "build_parser", "main"]
 #: the command modules, imported when the parser is built: ``run`` alone when it is the
 #: command (it sits in front of every start of the user's program)
 _MODULES = ("run", "verify", "doctor", "audit_sql", "pth")
+
+
+_EPILOG = f"""\
+The value is <isv>_<product>[/<version>], e.g. AcmePartner_DatEngProduct/3.5 (isv:
+letters, digits, . + -; product also _; at most 63 bytes while a PostgreSQL client
+is tagged). A library product registers it in its own __init__.py:
+  ua_autotag.instrument("AcmePartner_DatEngProduct/3.5", packages=[__name__])
+and checks that in its CI with `ua-autotag doctor --import <its package>`.
+An application sets the process default: UA_AUTOTAG_USER_AGENT, or
+  ua-autotag run --user-agent AcmePartner_DatEngProduct/3.5 -- python app.py
+Start with `ua-autotag verify`; each command's options: `ua-autotag COMMAND --help`.
+
+{EXIT_STATUS}"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions reflowed as usual; epilogs (examples, exit status) kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,8 +64,8 @@ def build_parser(modules: Sequence[str] = _MODULES) -> argparse.ArgumentParser:
         prog=PROG,
         description="Tag every connection a Databricks partner product opens with its "
         "User-Agent (<isv>_<product>[/<version>]).",
-        epilog="Start with `ua-autotag verify`; then `ua-autotag run --user-agent "
-        "AcmePartner_DatEngProduct/3.5 python app.py`. Reference: docs/cli.md.",
+        formatter_class=_Formatter,
+        epilog=_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
@@ -53,7 +75,8 @@ def build_parser(modules: Sequence[str] = _MODULES) -> argparse.ArgumentParser:
                 command.name,
                 help=command.help,
                 description=command.description,
-                epilog=command.epilog,
+                epilog="\n\n".join(filter(None, [command.epilog, EXIT_STATUS])),
+                formatter_class=_Formatter,
             )
             command.arguments(one)
             one.set_defaults(func=command.run)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # typing costs ~3 ms at import; ``run`` starts every child th
 
 __all__ = [
     "DEMO_USER_AGENT",
+    "EXIT_STATUS",
     "PROG",
     "VALUE_OPTIONS",
     "CliError",
@@ -39,6 +40,19 @@ DEMO_USER_AGENT = "UaAutotagDemo_Verify/0.0"
 VALUE_OPTIONS = config.VALUE_OPTIONS
 
 _FORM = "<isv>_<product>[/<version>], e.g. AcmePartner_DatEngProduct/3.5"
+
+
+#: the one exit-status convention of every command (``--help`` and docs/cli.md show it)
+EXIT_STATUS = """\
+exit status (every command):
+  0        success: every check passed (run: the command's own exit status)
+  1        a check failed: doctor found a problem (an invalid value, a product's value
+           that does not fit a carrier it uses, a package claimed twice, nothing
+           registered by --import); verify: a row missing or in error, or no row reached
+  2        bad usage or configuration: an unknown or invalid option, an invalid
+           UA_AUTOTAG_* value for run / verify / audit-sql, a --import that fails
+  126/127  run: the command cannot be executed / is not found
+  130      interrupted"""
 
 
 class CliError(Exception):

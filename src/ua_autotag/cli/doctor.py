@@ -7,6 +7,11 @@ targets), the runtime hooks the launcher would add, and the products registered 
 this process (``--import MODULE`` loads a library product that registers itself with
 ``instrument(..., packages=[__name__])``). Never prints secrets. The ``ua-autotag``
 process itself is not instrumented from the environment.
+
+It is also a library's CI check: ``doctor --import acme_dateng`` exits 0 when every
+registered product's value fits every carrier its integrations use and no package is
+claimed twice (no process default is needed: a library must not set one), 1 with the
+reasons otherwise; naming advice never changes the exit status.
 """
 
 from __future__ import annotations
@@ -14,13 +19,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .. import __version__
 from ..settings import Settings
 from .common import CliError, Command, one_line, resolve_args, scrubbed
 
-__all__ = ["COMMANDS", "doctor_report", "import_products", "naming_advice", "render"]
+__all__ = [
+    "COMMANDS",
+    "doctor_report",
+    "import_products",
+    "naming_advice",
+    "problems",
+    "render",
+]
 
 _SHOWN_EXPORTS = ("PGAPPNAME", "SPARK_CONNECT_USER_AGENT", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS")
 #: states only a client loaded in this process produces (the rest doctor computes itself)
@@ -49,9 +61,10 @@ def _configuration(
 
     if user_agent is None and not has_user_agent(env):
         return {
-            "status": "not configured",
-            "message": "no User-Agent in the environment: `import ua_autotag` does nothing; "
-            "set UA_AUTOTAG_USER_AGENT or use `ua-autotag run --user-agent ...`",
+            "status": "no process default",
+            "message": "no UA_AUTOTAG_USER_AGENT: right for a library product (it registers "
+            "with packages=[__name__], see products below); an application that owns its "
+            "process sets UA_AUTOTAG_USER_AGENT or runs under `ua-autotag run --user-agent ...`",
         }, None
     try:
         settings = resolve_args(argparse.Namespace(user_agent=user_agent), env)
@@ -69,12 +82,19 @@ def _configuration(
     }, settings
 
 
-def _carriers(settings: Optional[Settings]) -> List[Dict[str, Any]]:
+def _carriers(
+    settings: Optional[Settings], in_use: Optional[Iterable[str]] = None
+) -> List[Dict[str, Any]]:
+    """Per carrier: does the value of ``settings`` fit, and is the carrier used (``in_use``,
+    default: the carriers of the integrations ``settings`` enables)."""
     from ..merge import CARRIERS
     from ..settings import carriers_in_use
     from ..value import ConfigurationError
 
-    in_use = carriers_in_use(settings) if settings is not None else frozenset()
+    if settings is None:
+        in_use = frozenset()
+    elif in_use is None:
+        in_use = carriers_in_use(settings)
     rows = []
     for name, carrier in CARRIERS.items():
         row: Dict[str, Any] = {
@@ -95,17 +115,52 @@ def _carriers(settings: Optional[Settings]) -> List[Dict[str, Any]]:
     return rows
 
 
-def _patch_label(patch: Any) -> str:
-    kind = " (essential)" if patch.essential else " (optional)" if patch.optional else ""
-    role = {"create": " [pins its creator]", "use": " [connects as its pin]"}.get(patch.pin, "")
-    when = f" (when {patch.when} is imported)" if patch.when else ""
-    spans = " [spans only: while an OpenTelemetry SDK is loaded]" if patch.spans_only else ""
+def _patch_roles(patch: Any) -> List[str]:
+    if patch.spans_only:
+        return ["connect span, only while an OpenTelemetry SDK is loaded"]
     if patch.fallback:
-        spans = " [fallback: only if a tagging patch is missing]"
-    return f"{patch.module}.{patch.path}{role}{spans}{kind}{when}"
+        return ["fallback: tags only if a tagging patch is missing"]
+    roles = ["tags"] if patch.tags else []
+    if patch.span:
+        roles.append("connect span")
+    pin = {"create": "pins its creator", "use": "connects as its pin"}.get(patch.pin or "")
+    return roles + ([pin] if pin else [])
 
 
-def _integration(name: str, settings: Optional[Settings], live: Any) -> Dict[str, Any]:
+def _patch_labels(patches: Iterable[Any]) -> List[str]:
+    """One line per wrapped attribute (several patches of one attribute share a wrapper)."""
+    merged: Dict[str, List[Any]] = {}
+    for patch in patches:
+        merged.setdefault(f"{patch.module}.{patch.path}", []).append(patch)
+    labels = []
+    for name, group in merged.items():
+        roles = [r for p in group for r in _patch_roles(p)]
+        kind = (
+            " (essential)"
+            if any(p.essential for p in group)
+            else " (optional)"
+            if all(p.optional for p in group)
+            else ""
+        )
+        whens = sorted({p.when for p in group if p.when})
+        when = f" (when {', '.join(whens)} is imported)" if whens else ""
+        shown = f" [{'; '.join(dict.fromkeys(roles))}]" if roles else ""
+        labels.append(f"{name}{shown}{kind}{when}")
+    return labels
+
+
+def _setup_label(setup: Any) -> Optional[str]:
+    """What an integration's ``setup`` does, from its docstring's first line."""
+    if setup is None:
+        return None
+    doc = (getattr(setup, "__doc__", None) or "").strip().split("\n\n")[0]
+    what = " ".join(doc.split()).rstrip(".") or "extra set-up"
+    return f"{what} ({getattr(setup, '__module__', '?')}.{getattr(setup, '__qualname__', '?')})"
+
+
+def _integration(
+    name: str, settings: Optional[Settings], live: Any, registered: bool = False
+) -> Dict[str, Any]:
     from ..catalog import CATALOG, module_for
     from ..engine import patcher
 
@@ -125,15 +180,20 @@ def _integration(name: str, settings: Optional[Settings], live: Any) -> Dict[str
         distributions=list(spec.distributions),
         installed=version,
         supported=spec.supported,
-        patches=[_patch_label(p) for p in spec.patches],
-        setup=getattr(spec.setup, "__qualname__", None) if spec.setup else None,
+        patches=_patch_labels(spec.patches),
+        setup=_setup_label(spec.setup),
     )
-    row.update(_state(name, spec, version, settings, live))
+    row.update(_state(name, spec, version, settings, live, registered))
     return row
 
 
 def _state(
-    name: str, spec: Any, version: Optional[str], settings: Optional[Settings], live: Any
+    name: str,
+    spec: Any,
+    version: Optional[str],
+    settings: Optional[Settings],
+    live: Any,
+    registered: bool,
 ) -> Dict[str, Any]:
     from ..engine import patcher
 
@@ -148,6 +208,11 @@ def _state(
     if out_of_range is not None:
         return {"status": "unsupported", "reason": out_of_range}
     if settings is None:
+        if registered and live is not None:  # no default, products registered (--import)
+            return {
+                "status": "would patch" if live.state == "waiting" else live.state,
+                "reason": live.reason,
+            }
         return {"status": "would patch (once configured)"}
     if not settings.enabled(name):
         return {"status": "disabled", "reason": f"by {settings.sources.get('disabled')}"}
@@ -187,28 +252,100 @@ def naming_advice(user_agent: str, packages: Iterable[str]) -> List[str]:
     return advice
 
 
-def _products() -> Tuple[Dict[str, Any], Any]:
+def _own_carriers(settings: Settings, env: Mapping[str, str]) -> FrozenSet[str]:
+    """The carriers a product's own ``instrument()`` call enables.
+
+    The environment's ``UA_AUTOTAG_DISABLED_INTEGRATIONS`` is the customer's kill switch,
+    not the product's choice: a value that fits only because it is set here would fail
+    at import wherever it is not, so the check ignores it.
+    """
+    from ..catalog import CATALOG
+
+    disabled = set(settings.disabled)
+    if "argument" not in settings.sources.get("disabled", ""):
+        raw = env.get("UA_AUTOTAG_DISABLED_INTEGRATIONS", "")
+        disabled -= {d.strip().lower() for d in raw.split(",")}
+    only = settings.integrations
+    return frozenset(
+        carrier
+        for name, entry in CATALOG.items()
+        if (carrier := entry.carrier) is not None
+        and "all" not in disabled
+        and name not in disabled
+        and (only is None or name in only)
+    )
+
+
+def _products(env: Mapping[str, str]) -> Tuple[Dict[str, Any], Any]:
     """Who tags in this process (``status()``), and the status rows themselves."""
     import ua_autotag
 
+    from ..engine import attribution
+
     state = ua_autotag.status()
+    settings_of = {
+        str(p.settings.user_agent): p.settings
+        for p in attribution.products()
+        if p.settings is not None
+    }
     products = []
     for info in state.products:
         row = info.as_dict()
+        settings = settings_of.get(info.user_agent)
+        if settings is not None:
+            carriers = _carriers(settings, _own_carriers(settings, env))
+            row["carriers"] = carriers
+            row["problems"] = [
+                f"{c['carrier']}: {c['error']}"
+                for c in carriers
+                if c["in_use"] and c["status"] != "ok"
+            ]
         row["advice"] = naming_advice(info.user_agent, info.packages)
         products.append(row)
     default = state.default.as_dict() if state.default is not None else None
     return {"default": default, "products": products}, state
 
 
-def doctor_report(environ: Mapping[str, str], user_agent: Optional[str] = None) -> Dict[str, Any]:
-    """Everything ``doctor`` shows, as plain data (the --json output), secrets scrubbed."""
+def problems(report: Dict[str, Any]) -> List[str]:
+    """What makes ``doctor`` exit 1: an invalid configuration, a module whose product was
+    refused at import (a value that does not fit a carrier, a package claimed twice), a
+    product's value that does not fit a carrier it uses; or, with ``--import``, nothing
+    registered at all. Naming advice is not a problem."""
+    found = []
+    conf = report["configuration"]
+    if conf["status"] == "invalid":
+        found.append(f"configuration: {conf['error']}")
+    found.extend(report.get("refused", []))
+    products = report["products"]
+    for row in products["products"]:
+        found.extend(f"{row['user_agent']}: {p}" for p in row.get("problems", []))
+    imported = report.get("imported", [])
+    if imported and not products["products"] and products["default"] is None and not found:
+        found.append(
+            f"--import {', '.join(imported)}: no product registered (a library product calls "
+            "ua_autotag.instrument(..., packages=[__name__]) in its __init__.py)"
+        )
+    return found
+
+
+def doctor_report(
+    environ: Mapping[str, str],
+    user_agent: Optional[str] = None,
+    imported: Sequence[str] = (),
+    refused: Sequence[str] = (),
+) -> Dict[str, Any]:
+    """Everything ``doctor`` shows, as plain data (the --json output), secrets scrubbed.
+
+    ``imported`` / ``refused``: the ``--import`` modules and what :func:`import_products`
+    reported about them.
+    """
     from ..catalog import CATALOG
 
     env = dict(environ)
     conf, settings = _configuration(env, user_agent)
-    products, live = _products()
-    report = {
+    products, live = _products(env)
+    registered = bool(products["products"])
+    report: Dict[str, Any] = {
         "ua_autotag": _header(),
         "environment": {
             k: v
@@ -217,23 +354,37 @@ def doctor_report(environ: Mapping[str, str], user_agent: Optional[str] = None) 
         },
         "configuration": conf,
         "carriers": _carriers(settings),
-        "integrations": [_integration(n, settings, live.get(n)) for n in CATALOG],
+        "integrations": [_integration(n, settings, live.get(n), registered) for n in CATALOG],
         "runtimes": _runtimes(env, settings),
         "products": products,
+        "imported": list(imported),
+        "refused": list(refused),
     }
+    report["problems"] = problems(report)
     clean: Dict[str, Any] = scrubbed(report)
     return clean
 
 
-def import_products(modules: Sequence[str]) -> None:
-    """Import each ``--import`` module here (a library product registers at import)."""
+def import_products(modules: Sequence[str]) -> List[str]:
+    """Import each ``--import`` module here (a library product registers at import).
+
+    Returns one line per module whose ``instrument()`` refused its configuration (a
+    value that does not fit a carrier, a package another product claims): that is
+    what the check is for. Any other import failure is a :class:`CliError`.
+    """
     import importlib
 
+    from ..value import ConfigurationError
+
+    refused = []
     for name in modules:
         try:
             importlib.import_module(name)
+        except ConfigurationError as exc:
+            refused.append(f"--import {name}: instrument() refused it: {exc}")
         except Exception as exc:
             raise CliError(f"--import {name}: {type(exc).__name__}: {exc}") from None
+    return refused
 
 
 # --------------------------------------------------------------------------- text
@@ -269,9 +420,9 @@ def _render_environment(report: Dict[str, Any]) -> List[str]:
     return ["environment:", *(f"  {k}={v}" for k, v in report["environment"].items())]
 
 
-def _render_carriers(report: Dict[str, Any]) -> List[str]:
-    out = ["", "carriers:"]
-    for row in report["carriers"]:
+def _carrier_lines(rows: List[Dict[str, Any]], indent: str) -> List[str]:
+    out = []
+    for row in rows:
         limit = f"<= {row['limit_bytes']} bytes" if row["limit_bytes"] else "no byte limit"
         state = row.get("status", "-")
         if "bytes" in row:
@@ -279,8 +430,14 @@ def _render_carriers(report: Dict[str, Any]) -> List[str]:
         if row.get("error"):
             state += f": {row['error']}"
         used = "" if row["in_use"] in (None, True) else "  [not used: integrations disabled]"
-        out.append(f"  {row['carrier']:<17} {state}{used}")
+        out.append(f"{indent}{row['carrier']:<17} {state}{used}")
     return out
+
+
+def _render_carriers(report: Dict[str, Any]) -> List[str]:
+    if report["configuration"]["status"] != "ok":
+        return ["", "carriers: no process default to check (each product's are below)"]
+    return ["", "carriers (the process default):", *_carrier_lines(report["carriers"], "  ")]
 
 
 def _render_integration(row: Dict[str, Any]) -> List[str]:
@@ -294,7 +451,7 @@ def _render_integration(row: Dict[str, Any]) -> List[str]:
     ]
     out.extend(f"{pad}  wraps {patch}" for patch in row["patches"])
     if row.get("setup"):
-        out.append(f"{pad}  setup {row['setup']}")
+        out.append(f"{pad}  also: {row['setup']}")
     return out
 
 
@@ -328,18 +485,31 @@ def _render_products(report: Dict[str, Any]) -> List[str]:
     out.append(
         f"  process default: {default['user_agent']} (set at {default['origin']})"
         if default
-        else "  process default: none here (the configuration above is "
-        "what the one-liner and the launcher set in the application)"
+        else "  process default: none in doctor's own process (the configuration above is "
+        "what the one-liner and the launcher would set in an application)"
     )
     if not products["products"]:
         out.append("  library products: none (load one with --import MODULE)")
     for row in products["products"]:
         out.append(
-            f"  {row['user_agent']}  packages {', '.join(row['packages'])}  "
-            f"mode {row['mode']}  set at {row['origin']}"
+            f"  {row['user_agent']}  packages {', '.join(row['packages'])}  set at {row['origin']}"
         )
+        for name, option in row["options"].items():
+            value = option["value"]
+            if isinstance(value, list):
+                value = ", ".join(value) or "-"
+            out.append(f"    {name:<11} {value!s:<28} ({option['source']})")
+        out.append("    carriers its integrations use (the environment's disabled list aside):")
+        out.extend(_carrier_lines([c for c in row.get("carriers", []) if c["in_use"]], "      "))
         out.extend(f"    advice: {line}" for line in row["advice"])
     return out
+
+
+def _render_result(report: Dict[str, Any]) -> List[str]:
+    found = report["problems"]
+    if not found:
+        return ["", "result: ok (exit 0)"]
+    return ["", f"result: {len(found)} problem(s) (exit 1):", *(f"  - {p}" for p in found)]
 
 
 def render(report: Dict[str, Any]) -> str:
@@ -352,20 +522,21 @@ def render(report: Dict[str, Any]) -> str:
         _render_integrations,
         _render_runtimes,
         _render_products,
+        _render_result,
     )
     return "\n".join(line for section in sections for line in section(report))
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    import_products(args.imports)
-    report = doctor_report(dict(os.environ), args.user_agent)
+    refused = import_products(args.imports)
+    report = doctor_report(dict(os.environ), args.user_agent, args.imports, refused)
     if args.json:
         import json
 
         print(json.dumps(report, indent=2))
     else:
         print(render(report))
-    return 0 if report["configuration"]["status"] == "ok" else 1
+    return 1 if report["problems"] else 0
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -392,6 +563,10 @@ COMMANDS = (
         "validation, per integration: installed version, supported range, trigger "
         "module and what would be patched (or why not), the Node.js / Java hooks the "
         "launcher would add, and the products registered in this process (--import). "
-        "Exit 0 when the configuration is valid. Never prints secrets.",
+        "A library's CI check: `ua-autotag doctor --import acme_dateng` exits 0 when every "
+        "product's value fits every carrier its integrations use and no package is claimed "
+        "twice (no process default needed), 1 with the reasons otherwise, 2 when the module "
+        "cannot be imported; naming advice does not change the exit status. Never prints "
+        "secrets.",
     ),
 )

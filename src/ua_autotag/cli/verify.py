@@ -2,7 +2,8 @@
 
 Resolves the value (``--user-agent``, else the environment, else the demo value),
 checks it against the carriers in use, runs the probes and prints the table (or
-JSON). Exit 0 when no row is ``missing`` or ``error``; skipped rows are listed.
+JSON). Exit 0 only when at least one row reached its peer and no row failed
+(:func:`ua_autotag.verify.runner.outcome`): it never reports what it did not observe.
 """
 
 from __future__ import annotations
@@ -61,25 +62,56 @@ def _table(verdicts: List[Any]) -> str:
     out.append("  ".join("-" * w for w in widths) + "  " + "-" * len(head[4]))
     for line, v in zip(lines, verdicts):
         out.append("  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + line[4])
-        if not v.passed and v.detail:
-            out.append(" " * (widths[0] + 2) + f"-> {v.detail}")
+        if v.detail and (not v.passed or v.verdict == "not reached"):
+            out.extend(_wrapped(f"-> {v.detail}", widths[0] + 2))
     return "\n".join(out)
 
 
+def _wrapped(text: str, indent: int) -> List[str]:
+    """``text`` in full, wrapped at word boundaries to the terminal (never cut)."""
+    import shutil
+    import textwrap
+
+    width = max(60, shutil.get_terminal_size((100, 24)).columns)
+    return textwrap.wrap(
+        text,
+        width,
+        initial_indent=" " * indent,
+        subsequent_indent=" " * (indent + 3),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
 def _summary(value: str, verdicts: List[Any], elapsed: float) -> str:
-    failed = [v.label for v in verdicts if not v.passed]
+    from ..verify.runner import outcome
+
+    passed, _ = outcome(verdicts)
+    failed = [v for v in verdicts if not v.passed]
+    unreached = [v.label for v in verdicts if v.passed and v.verdict == "not reached"]
     skipped = [
         v.label
         for v in verdicts
         if v.verdict.startswith("skipped") and v.verdict != "skipped: not installed"
     ]
-    note = f"; not proven here (skipped): {', '.join(skipped)}" if skipped else ""
+    notes = [f"not reached, so not proven: {', '.join(unreached)}"] if unreached else []
+    if skipped:
+        notes.append(f"skipped, not proven: {', '.join(skipped)}")
+    note = "".join(f"; {n}" for n in notes)
     if failed:
+        kinds: Dict[str, List[str]] = {}
+        for v in verdicts:
+            if not v.passed:
+                kinds.setdefault(v.verdict, []).append(v.label)
+        what = "; ".join(f"{kind}: {', '.join(labels)}" for kind, labels in kinds.items())
+        return f"FAILED ({what}): {value} not proven there ({elapsed:.1f} s){note}"
+    if not passed:
         return (
-            f"FAILED: {', '.join(failed)} did not carry {value} to the server "
+            f"NOT PROVEN: no client reached its peer, so nothing shows {value} arrives "
             f"({elapsed:.1f} s){note}"
         )
-    return f"ok: every probed client carried {value} to its server ({elapsed:.1f} s){note}"
+    reached = [v.label for v in verdicts if v.reached]
+    return f"ok: {', '.join(reached)} carried {value} to the server ({elapsed:.1f} s){note}"
 
 
 def _print_text(value: str, source: str, verdicts: List[Any], elapsed: float) -> None:
@@ -99,12 +131,15 @@ def _print_json(value: str, source: str, verdicts: List[Any], elapsed: float) ->
     import json
     from dataclasses import asdict
 
+    from ..verify.runner import outcome
+
     print(
         json.dumps(
             {
                 "user_agent": value,
                 "source": source,
-                "ok": all(v.passed for v in verdicts),
+                "ok": outcome(verdicts)[0],
+                "reached": sum(v.reached for v in verdicts),
                 "seconds": round(elapsed, 2),
                 "results": [asdict(v) for v in verdicts],
             },
@@ -124,7 +159,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     verdicts = verify(value, pg_dsns=pg_dsns, only=names, timeout=args.timeout, environ=env)
     show = _print_json if args.json else _print_text
     show(value, source, verdicts, time.monotonic() - started)
-    return 0 if all(v.passed for v in verdicts) else 1
+    from ..verify.runner import outcome
+
+    return 0 if outcome(verdicts)[0] else 1
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -160,7 +197,10 @@ COMMANDS = (
         description="For every supported client that is installed: instrument, open a real "
         "connection against a local peer (HTTP header recorder, Spark Connect gRPC server, "
         "the PostgreSQL at --pg-dsn, unixODBC with a trace), and show what the peer "
-        "received; the launcher's node and java hooks likewise. Exit 0 when no row is "
-        "missing or error (skipped rows are listed, not counted).",
+        "received; the launcher's node and java hooks likewise. Verdicts: ok (the peer "
+        "received the value), missing (reached the peer, the value was not there), not "
+        "reached (no connection: nothing proven; fails the run when --pg-dsn named that "
+        "server), error (the probe failed), skipped (not installed, no local peer). Exit 0 "
+        "only when at least one row reached its peer and no row failed.",
     ),
 )

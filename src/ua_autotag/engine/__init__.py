@@ -142,15 +142,33 @@ def uninstrument(packages: Optional[Tuple[str, ...]] = None) -> None:
 
 
 class ProductInfo:
-    """A registered value as ``status()`` and ``doctor`` show it."""
+    """A registered value as ``status()`` and ``doctor`` show it.
 
-    __slots__ = ("mode", "origin", "packages", "user_agent")
+    ``options`` holds each behaviour option with where it came from (an argument of
+    ``instrument()``, ``env UA_AUTOTAG_...`` or ``default``): the environment is the
+    customer's, and it does reach a product through some of them (docs/attribution.md).
+    """
+
+    __slots__ = ("mode", "options", "origin", "packages", "user_agent")
+
+    #: the behaviour options shown, in this order
+    SHOWN = ("mode", "spans", "strict", "disabled", "rest_hosts")
 
     def __init__(self, settings: Settings) -> None:
         self.user_agent = str(settings.user_agent)
         self.packages = settings.packages
         self.origin = settings.origin
         self.mode = settings.mode
+        values = {
+            "mode": settings.mode,
+            "spans": settings.spans,
+            "strict": settings.strict,
+            "disabled": sorted(settings.disabled),
+            "rest_hosts": list(settings.rest_hosts),
+        }
+        self.options: Dict[str, Tuple[Any, str]] = {
+            name: (values[name], settings.sources.get(name, "default")) for name in self.SHOWN
+        }
 
     def __repr__(self) -> str:
         where = f", packages={list(self.packages)}" if self.packages else " (process default)"
@@ -162,6 +180,7 @@ class ProductInfo:
             "packages": list(self.packages),
             "origin": self.origin,
             "mode": self.mode,
+            "options": {k: {"value": v, "source": src} for k, (v, src) in self.options.items()},
         }
 
 

@@ -152,7 +152,11 @@ def _tagged_property(original: property) -> property:
 
 
 def _setup() -> Callable[[], None]:
-    """Install the two descriptors; returns their undo (restores only what is ours)."""
+    """Replaces _BaseClient._user_agent_base and Config.user_agent with descriptors that
+    add the value per request.
+
+    Returns their undo (restores only what is ours).
+    """
     from databricks.sdk._base_client import _BaseClient
     from databricks.sdk.config import Config
 

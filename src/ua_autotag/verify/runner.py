@@ -9,11 +9,13 @@ launcher's Node.js and Java hooks are proven by ``ua_autotag.runtimes.verify_nod
 SQLAlchemy dialect probe and the runtimes); this module runs them in parallel and
 judges each. The command itself (options, table, exit status) is ``ua_autotag.cli.verify``.
 
-Verdicts: ``ok`` (the peer received our value), ``missing`` (the connection was
-made, the value was not in it, or the hook is disabled), ``error`` (the probe could
-not connect; a PostgreSQL named with ``--pg-dsn`` that cannot be reached is one), and
+Verdicts: ``ok`` (reached the peer, which received our value), ``missing`` (reached
+the peer, the value was not there, or the hook is disabled), ``not reached`` (no
+connection was made: nothing is proven either way; it fails the run when the user
+named that peer, ``--pg-dsn``), ``error`` (the probe itself failed), and
 ``skipped: <reason>`` (client not installed, no local peer, a prerequisite missing
-here): a skipped row is not proven, and does not fail the run.
+here). Only what a peer received counts as proof: :func:`outcome` passes a run only
+when at least one row reached its peer and none failed.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..catalog import CATALOG, RUNTIMES
 
-__all__ = ["ROWS", "Row", "Verdict", "carries", "default_pg_dsns", "verify"]
+__all__ = ["ROWS", "Row", "Verdict", "carries", "default_pg_dsns", "outcome", "verify"]
 
 
 class Row(NamedTuple):
@@ -107,10 +109,13 @@ class Verdict:
     version: Optional[str]
     carrier: str
     received: Optional[str]
-    verdict: str  # ok | missing | error | skipped: <reason>
+    verdict: str  # ok | missing | not reached | error | skipped: <reason>
     detail: str = ""
+    #: the row does not fail the run (ok, skipped, not reached a peer nobody named)
     passed: bool = False
     seconds: float = 0.0
+    #: a connection reached the peer, so what it received is evidence (ok, missing)
+    reached: bool = False
 
 
 _TOKEN_SPLIT = re.compile(r"[\s();,=\[\]{}\"']+")
@@ -209,7 +214,7 @@ def _run_probe(
 
     tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     last = tail[-1] if tail else f"exit status {proc.returncode}"
-    return {"error": scrub(f"probe crashed: {last}")[:300]}
+    return {"error": scrub(f"probe crashed: {last}")}
 
 
 def _pg_params(dsn: str, environ: Dict[str, str]) -> Dict[str, Any]:
@@ -251,6 +256,7 @@ def _judge(
     client: Optional[str],
     version: Optional[str],
     disabled: Sequence[str],
+    job_explicit: bool = False,
 ) -> Verdict:
     verdict = Verdict(
         row.integration,
@@ -266,14 +272,17 @@ def _judge(
     if "skip" in result:  # a prerequisite is missing here: not proven, not failed
         verdict.verdict, verdict.detail = f"skipped: {result['skip']}", result["skip"]
         verdict.passed = True
+    elif "unreached" in result:  # no connection: no evidence either way
+        verdict.verdict, verdict.detail = "not reached", result["unreached"]
+        verdict.passed = not job_explicit
     elif "error" in result:
         verdict.verdict = "error"
         verdict.detail = "; ".join(filter(None, [result["error"], _why(result)]))
     elif carries(verdict.received, value):
-        verdict.verdict, verdict.passed = "ok", True
+        verdict.verdict, verdict.passed, verdict.reached = "ok", True, True
         verdict.detail = result.get("where", "")
     else:
-        verdict.verdict = "missing"
+        verdict.verdict, verdict.reached = "missing", True
         hints = [f"not in {result.get('where', 'what the peer received')}"]
         off = row.integration in disabled or "all" in disabled
         hints.append("disabled by UA_AUTOTAG_DISABLED_INTEGRATIONS" if off else _why(result))
@@ -345,7 +354,8 @@ def verify(
         start = time.monotonic()
         client, version = _installed(row)
         run = _run_runtime if row.runtime else _run_probe
-        verdict = _judge(row, value, run(row, job, env, timeout), client, version, disabled)
+        result = run(row, job, env, timeout)
+        verdict = _judge(row, value, result, client, version, disabled, bool(pg_dsns))
         verdict.seconds = round(time.monotonic() - start, 2)
         return verdict
 
@@ -354,3 +364,17 @@ def verify(
     with ThreadPoolExecutor(max_workers=n) as pool:
         verdicts.update((row.probe, v) for row, v in zip(todo, pool.map(one, todo)))
     return [verdicts[r.probe] for r in rows]
+
+
+def outcome(verdicts: Sequence[Verdict]) -> Tuple[bool, str]:
+    """(passed, why): a run passes only when a peer received something and no row failed.
+
+    Skipped and not-reached rows prove nothing: a run made only of them does not pass.
+    """
+    failed = [v for v in verdicts if not v.passed]
+    reached = [v for v in verdicts if v.reached]
+    if failed:
+        return False, "failed: " + ", ".join(f"{v.label} ({v.verdict})" for v in failed)
+    if not reached:
+        return False, "nothing proven: no row reached its peer"
+    return True, f"{len(reached)} of {len(verdicts)} rows reached their peer and carried the value"

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import re
 from time import time_ns as _time_ns
-from typing import TYPE_CHECKING, Any, Dict, Optional, Pattern, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
+from .scrub import scrub
 
 if TYPE_CHECKING:
     from .settings import Settings
 
-__all__ = ["ConnectSpan", "current", "note", "scrub", "start"]
+__all__ = ["ConnectSpan", "current", "note", "start"]
 
 _tracer: Any = None
 _counter: Any = None
@@ -46,32 +47,6 @@ _NOT_STARTED: Any = _NotStarted()
 _CURRENT: contextvars.ContextVar[Optional[ConnectSpan]] = contextvars.ContextVar(
     "ua_autotag_connect_span", default=None
 )
-
-# Secrets in free text: key=value pairs (conninfo, ODBC, query strings), URL userinfo,
-# bearer tokens and Databricks personal access tokens. (pattern, replacement) pairs,
-# compiled on first use: scrubbing happens on failures, not on every instrument().
-_SECRET_RULES = (
-    (
-        r"(?i)\b(password|passwd|pwd|token|access_token|auth_token|secret|client_secret|"
-        r"sslpassword|api_key|apikey)(\s*[=:]\s*)('(?:[^'\\]|\\.)*'|\{[^}]*\}|\"[^\"]*\"|[^\s;&,]*)",
-        r"\1\2***",
-    ),
-    (r"(?i)(://[^:/@\s]*:)[^@\s]*(@)", r"\1***\2"),
-    (r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+", r"\1***"),
-    (r"\bdapi[0-9a-f]{16,}\b", "dapi***"),
-)
-
-
-@functools.lru_cache(maxsize=1)
-def _secret_patterns() -> Tuple[Tuple[Pattern[str], str], ...]:
-    return tuple((re.compile(pattern), replacement) for pattern, replacement in _SECRET_RULES)
-
-
-def scrub(text: str) -> str:
-    """Mask anything that looks like a credential in ``text``."""
-    for pattern, replacement in _secret_patterns():
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def _load() -> None:

@@ -230,6 +230,7 @@ def test_uninstrument_keeps_a_wrapper_installed_on_top_working(demo: Path) -> No
     import demo_client
     import wrapt
 
+    original = demo_client.__dict__["connect"]
     ua_autotag.instrument(UA, integrations=["demo"])
     seen = []
 
@@ -238,9 +239,30 @@ def test_uninstrument_keeps_a_wrapper_installed_on_top_working(demo: Path) -> No
         return wrapped(*args, **kwargs)
 
     wrapt.wrap_function_wrapper(demo_client, "connect", other)  # another library, on top
+    theirs = demo_client.__dict__["connect"]
     ua_autotag.uninstrument()
-    assert demo_client.connect() == {}  # ours is gone from inside the chain
+    assert demo_client.__dict__["connect"] is theirs  # theirs stays where it was
+    assert theirs.__wrapped__ is original  # ours is gone from inside the chain
+    assert demo_client.connect() == {}
     assert seen == [1]  # theirs still runs
+
+
+def test_older_wrapt_leaves_ours_in_a_chain_as_a_pass_through(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wrapt without ``unwrap_object`` (< 2) can only remove an outermost wrapper: ours,
+    under another library's, stays in the chain but passes every call through."""
+    import demo_client
+    import wrapt
+
+    original = demo_client.__dict__["connect"]
+    ua_autotag.instrument(UA, integrations=["demo"])
+    wrapt.wrap_function_wrapper(demo_client, "connect", lambda w, i, a, k: w(*a, **k))
+    theirs = demo_client.__dict__["connect"]
+    monkeypatch.delattr(wrapt, "unwrap_object")
+    ua_autotag.uninstrument()
+    assert theirs.__wrapped__ is not original  # ours is still there...
+    assert demo_client.connect() == {}  # ...and tags nothing
 
 
 def test_scoped_override_and_threads(demo: Path) -> None:

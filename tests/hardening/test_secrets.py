@@ -160,7 +160,7 @@ def test_rest_authorization_header(
 
 
 def test_scrub_masks_every_credential_shape() -> None:
-    from ua_autotag.telemetry import scrub
+    from ua_autotag.scrub import scrub
 
     shapes = [
         f"host=h password={SECRET} dbname=d",

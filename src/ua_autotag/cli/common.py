@@ -83,14 +83,14 @@ class Command:
 
 def one_line(text: str) -> str:
     """``text`` on one line, secrets scrubbed."""
-    from ..telemetry import scrub
+    from ..scrub import scrub
 
     return scrub(" ".join(str(text).split()))
 
 
 def scrubbed(value: Any) -> Any:
-    """``value`` with every string passed through ``telemetry.scrub`` (no secret leaves)."""
-    from ..telemetry import scrub
+    """``value`` with every string passed through ``scrub.scrub`` (no secret leaves)."""
+    from ..scrub import scrub
 
     if isinstance(value, str):
         return scrub(value)

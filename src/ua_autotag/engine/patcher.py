@@ -2,10 +2,8 @@
 
 Loaded only when a client's trigger module is imported (it imports wrapt, logging and
 ``importlib.metadata``). Each :class:`~ua_autotag.spec.Patch` becomes one
-``FunctionWrapper`` of uniform behaviour: pass-through when nothing applies here,
-tag before / after the call with the settings :func:`attribution.current` picks, a
-connect span around it, and never an exception of its own in the user's call (except
-a configuration error under ``strict``).
+``FunctionWrapper`` around the per-call wrapper of :mod:`.wrapper`; this module only
+puts it in place, refreshes it after a reload, and takes it out again.
 
 Patching degrades per patch: a missing target is skipped with one warning and the
 integration reports ``partial``; it is skipped whole only when an ``essential`` patch
@@ -24,12 +22,10 @@ import wrapt
 
 from .. import telemetry
 from ..catalog import CATALOG, module_for
-from ..merge import CARRIERS
-from ..settings import Settings
-from ..spec import Integration, IntegrationStatus, Patch, Tag
-from ..value import ConfigurationError, InvalidUserAgent
+from ..scrub import scrub
+from ..spec import Integration, IntegrationStatus, Patch
 from . import attribution
-from .attribution import pin_of
+from .wrapper import Applied, pin_wrapper, tag_wrapper
 
 __all__ = [
     "apply",
@@ -54,26 +50,13 @@ _PATH_ERRORS: Tuple[Type[BaseException], ...] = (
 )
 
 
-class _Live:
-    """An applied integration: its wrapt handles, switch, gaps and one-time warnings."""
+class _Live(Applied):
+    """An applied integration: what its wrappers share, plus its wrapt handles and gaps."""
 
-    __slots__ = (
-        "degraded",
-        "handles",
-        "missing",
-        "on",
-        "span_layers",
-        "spans_on",
-        "spec",
-        "undo",
-        "version",
-        "warned",
-    )
+    __slots__ = ("degraded", "handles", "missing", "span_layers", "spans_on", "undo")
 
     def __init__(self, spec: Integration, version: Optional[str]) -> None:
-        self.spec = spec
-        self.version = version
-        self.on = True
+        super().__init__(spec, version)
         #: the ``spans_only`` patches; wrapped while ``spans_on``
         self.span_layers: List[Patch] = []
         self.spans_on = False
@@ -82,23 +65,6 @@ class _Live:
         self.handles: List[Tuple[Patch, Any]] = []
         self.missing: List[str] = []
         self.undo: Optional[Callable[[], None]] = None
-        self.warned = False
-
-    def warn_once(self, patch: Patch, exc: BaseException) -> None:
-        if not self.warned:
-            self.warned = True
-            logger.warning(
-                "ua_autotag: %s could not tag a call to %s (%s: %s); the call went "
-                "ahead untagged. Further failures are logged at DEBUG.",
-                self.spec.name,
-                patch.name,
-                type(exc).__name__,
-                telemetry.scrub(str(exc)),
-            )
-        else:
-            logger.debug(
-                "ua_autotag: %s tagging failed again: %s", self.spec.name, type(exc).__name__
-            )
 
 
 _LIVE: Dict[str, _Live] = {}
@@ -139,323 +105,7 @@ def version_supported(spec: Integration, version: Optional[str]) -> Optional[str
     return f"{spec.distributions[0]} {version} is outside the supported range {spec.supported}"
 
 
-# --------------------------------------------------------------------------- wrappers
-
-
-class _Tagger:
-    """What one tagging patch does around a call; the wrappers below only sequence it.
-
-    Everything that can be computed once per patch is (carrier, limit, flags), and the
-    :class:`Tag` once per (settings, carrier). A call with no span to open and no
-    product registered skips the context bookkeeping (nothing inner could resolve
-    differently). Nothing here raises into the application's call except a
-    configuration error under ``strict``.
-    """
-
-    __slots__ = (
-        "after",
-        "before",
-        "carrier",
-        "key",
-        "limit",
-        "live",
-        "name",
-        "patch",
-        "pin_use",
-        "resolver",
-        "system",
-        "tagging",
-        "target",
-        "want_span",
-    )
-
-    def __init__(self, live: _Live, patch: Patch) -> None:
-        spec = live.spec
-        self.live, self.patch = live, patch
-        self.name, self.system, self.carrier = spec.name, spec.system, spec.carrier
-        # our value is ASCII: characters are bytes
-        self.limit = CARRIERS[spec.carrier].max_bytes if spec.carrier else None
-        self.key = ("tag", spec.carrier)
-        self.before, self.after, self.target = patch.before, patch.after, patch.target
-        self.tagging, self.want_span, self.resolver = patch.tags, patch.span, patch.settings
-        self.pin_use = patch.pin == "use"
-
-    def settings_for(self, instance: Any) -> Optional[Settings]:
-        """The settings that tag this call, or None to pass it through untouched."""
-        if not self.live.on:
-            return None
-        resolver = self.resolver
-        settings = attribution.current() if resolver is None else resolver(instance)
-        if settings is None or self.name not in settings.active:
-            return None
-        if not self.tagging and self.target is None and not (self.want_span and settings.spans):
-            return None  # a span-only layer with spans off
-        return settings
-
-    def plain(self, settings: Settings) -> bool:
-        """Whether this call needs neither a span nor a decision for inner layers.
-
-        The decision only matters with products registered (without them every layer
-        of one call resolves to the same scope or default), and not for a ``leaf``
-        patch: nothing patched runs inside it.
-        """
-        if self.want_span and settings.spans and telemetry.may_record():
-            return False
-        if not self.tagging or self.patch.leaf:
-            return True
-        return not attribution.products_registered()
-
-    def start(
-        self, settings: Settings, instance: Any, args: Args, kwargs: Kwargs
-    ) -> Tuple[Optional[telemetry.ConnectSpan], Any, Optional[Tag], Args, Kwargs]:
-        """Open the span, decide the product for inner layers, tag the arguments."""
-        handle = self.open_span(settings, instance, args, kwargs)
-        token = None
-        if self.tagging:
-            product = pin_of(instance) if self.pin_use and instance is not None else None
-            token = attribution.decide(settings, product)
-        try:
-            tag, args, kwargs = self.prepare(settings, instance, args, kwargs)
-        except BaseException as exc:  # strict: a configuration error for the caller
-            self.end(handle, token, exc)
-            raise
-        if handle is not None:
-            handle.begin()  # target and value known: every attribute goes in at start
-        return handle, token, tag, args, kwargs
-
-    @staticmethod
-    def end(
-        handle: Optional[telemetry.ConnectSpan], token: Any, exc: Optional[BaseException]
-    ) -> None:
-        if token is not None:
-            attribution.undecide(token)
-        if handle is not None:
-            handle.finish(exc)
-
-    def open_span(
-        self, settings: Settings, instance: Any, args: Args, kwargs: Kwargs
-    ) -> Optional[telemetry.ConnectSpan]:
-        want_span = self.want_span
-        if not (want_span and settings.spans):
-            return None
-        try:
-            if callable(want_span) and not want_span(settings, instance, args, kwargs):
-                return None
-            return telemetry.start(self.name, self.system, settings, self.live.version)
-        except Exception as exc:  # a broken OpenTelemetry set-up must not break the app
-            logger.debug("ua_autotag: span start failed: %s", type(exc).__name__)
-            return None
-
-    def tag_for(self, settings: Settings) -> Tag:
-        """The :class:`Tag` of ``settings`` for this carrier (built once, then cached)."""
-        tag: Optional[Tag] = settings.cache.get(self.key)
-        if tag is None:
-            ua = settings.user_agent
-            value = ua.text
-            limit, carrier = self.limit, self.carrier
-            if limit is not None and len(value) > limit and carrier is not None:
-                value = ua.render(carrier)  # raises, naming the carrier and its limit
-            tag = settings.cache[self.key] = Tag(ua, value, settings)
-        return tag
-
-    def prepare(
-        self, settings: Settings, instance: Any, args: Args, kwargs: Kwargs
-    ) -> Tuple[Optional[Tag], Args, Kwargs]:
-        tag = None
-        if self.tagging:
-            try:
-                tag = self.tag_for(settings)
-                if self.before is not None:
-                    args, kwargs = self.before(tag, instance, args, kwargs)
-            except Exception as exc:
-                self.failed(settings, exc)
-                tag = None
-        if self.target is not None and telemetry.current() is not None:
-            self.note_target(instance, args, kwargs)
-        return tag, args, kwargs
-
-    def note_target(self, instance: Any, args: Args, kwargs: Kwargs) -> None:
-        """Report (address, port) to the connect span in progress (an outer layer's)."""
-        try:
-            address, port = self.target(instance, args, kwargs)  # type: ignore[misc]
-            telemetry.note(None, address, port)
-        except Exception as exc:
-            logger.debug(
-                "ua_autotag: %s could not read the target: %s", self.name, type(exc).__name__
-            )
-
-    def finish(
-        self, tag: Optional[Tag], instance: Any, args: Args, kwargs: Kwargs, result: Any
-    ) -> Any:
-        if self.after is None or tag is None:
-            return result
-        try:
-            return self.after(tag, instance, args, kwargs, result)
-        except Exception as exc:
-            self.failed(tag.settings, exc)
-        return result
-
-    def failed(self, settings: Settings, exc: Exception) -> None:
-        """Our tagging failed: raise only a configuration error under strict, else warn once."""
-        if settings.strict and isinstance(exc, (InvalidUserAgent, ConfigurationError)):
-            raise exc
-        self.live.warn_once(self.patch, exc)
-
-
-def _tag_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any]:
-    """The wrapt wrapper of a tagging (or span) patch, sync or async."""
-    tagger = _Tagger(live, patch)
-    settings_for, start, finish, end = tagger.settings_for, tagger.start, tagger.finish, tagger.end
-    plain, prepare = tagger.plain, tagger.prepare
-
-    if is_async:
-
-        async def run_async(
-            wrapped: Any, instance: Any, args: Args, kwargs: Kwargs, settings: Settings
-        ) -> Any:
-            handle, token, tag, args, kwargs = start(settings, instance, args, kwargs)
-            try:
-                result = finish(tag, instance, args, kwargs, await wrapped(*args, **kwargs))
-            except BaseException as exc:
-                end(handle, token, exc)
-                raise
-            end(handle, token, None)
-            return result
-
-        def async_wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-            # attribution is decided now, in the caller's context and stack
-            settings = settings_for(instance)
-            if settings is None:
-                return wrapped(*args, **kwargs)
-            if patch.after is None and plain(settings):
-                # nothing to do after the await: tag now, hand back the client's own
-                # coroutine (no coroutine of ours around it)
-                _tag, args, kwargs = prepare(settings, instance, args, kwargs)
-                return wrapped(*args, **kwargs)
-            return run_async(wrapped, instance, args, kwargs, settings)
-
-        return async_wrapper
-
-    # the common call (a tagging layer, no span) runs inline: this is the per-connect /
-    # per-request hot path, and each method call here costs ~0.1 us
-    name, resolver, current = tagger.name, tagger.resolver, attribution.current
-    before, after, key, failed = tagger.before, tagger.after, tagger.key, tagger.failed
-    tag_for, want_span, pin_use = tagger.tag_for, tagger.want_span, tagger.pin_use
-    decide, undecide, leaf = attribution.decide, attribution.undecide, patch.leaf
-    products_registered = attribution.products_registered
-    target, note_target, span_now = tagger.target, tagger.note_target, telemetry.current
-    may_record = telemetry.may_record
-    inline = tagger.tagging
-
-    def wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-        if inline and live.on:
-            settings = current() if resolver is None else resolver(instance)
-            if settings is None or name not in settings.active:
-                return wrapped(*args, **kwargs)
-            # spans on but no SDK configured: nothing would record, so the same path
-            if not (want_span and settings.spans and may_record()):
-                token = None
-                if not leaf and products_registered():
-                    # products registered: inner layers must resolve as this one did
-                    product = pin_of(instance) if pin_use and instance is not None else None
-                    token = decide(settings, product)
-                try:
-                    tag = settings.cache.get(key) or tag_for(settings)
-                    if before is not None:
-                        args, kwargs = before(tag, instance, args, kwargs)
-                except Exception as exc:
-                    try:
-                        failed(settings, exc)  # raises only a configuration error (strict)
-                    except BaseException:
-                        if token is not None:
-                            undecide(token)
-                        raise
-                    tag = None
-                if target is not None and span_now() is not None:  # an outer layer's span
-                    note_target(instance, args, kwargs)
-                try:  # the decision stays in force through ``after`` (it may create objects)
-                    result = wrapped(*args, **kwargs)
-                    if after is not None and tag is not None:
-                        try:
-                            result = after(tag, instance, args, kwargs, result)
-                        except Exception as exc:
-                            failed(settings, exc)  # raises only a configuration error (strict)
-                finally:
-                    if token is not None:
-                        undecide(token)
-                return result
-        else:
-            settings = settings_for(instance)
-            if settings is None:
-                return wrapped(*args, **kwargs)
-            if plain(settings):  # no span, nothing to tell inner layers: tag and call
-                tag, args, kwargs = prepare(settings, instance, args, kwargs)
-                return finish(tag, instance, args, kwargs, wrapped(*args, **kwargs))
-        handle, token, tag, args, kwargs = start(settings, instance, args, kwargs)
-        try:
-            result = finish(tag, instance, args, kwargs, wrapped(*args, **kwargs))
-        except BaseException as exc:
-            end(handle, token, exc)
-            raise
-        end(handle, token, None)
-        return result
-
-    return wrapper
-
-
-def _pin_wrapper(live: _Live, patch: Patch, is_async: bool) -> Callable[..., Any]:
-    """``pin="create"``: remember the creating product; ``"use"``: connect as it."""
-    creator, pin, pin_of, pinned = (
-        attribution.creator,
-        attribution.pin,
-        attribution.pin_of,
-        attribution.pinned,
-    )
-
-    pin_from = patch.pin_from
-
-    if patch.pin == "create":
-
-        def create(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-            st = attribution.state()
-            if not live.on or st is None or not st.by_package:
-                return wrapped(*args, **kwargs)  # no product registered: nothing to pin
-            try:
-                source = pin_from(args, kwargs) if pin_from is not None else None
-                product = (pin_of(source) if source is not None else None) or creator()
-                if instance is not None:
-                    pin(instance, product)  # None too: clears what a recycled object had
-            except Exception:  # never our exception in the application's call
-                product = None
-            if product is None:
-                return wrapped(*args, **kwargs)
-            with pinned(product):
-                return wrapped(*args, **kwargs)
-
-        return create
-
-    if is_async:
-
-        async def use_async(wrapped: Any, args: Args, kwargs: Kwargs, product: Any) -> Any:
-            with pinned(product):
-                return await wrapped(*args, **kwargs)
-
-        def use_wrapper_async(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-            product = pin_of(instance) if live.on and instance is not None else None
-            if product is None:
-                return wrapped(*args, **kwargs)
-            return use_async(wrapped, args, kwargs, product)
-
-        return use_wrapper_async
-
-    def use(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-        product = pin_of(instance) if live.on and instance is not None else None
-        if product is None:
-            return wrapped(*args, **kwargs)
-        with pinned(product):
-            return wrapped(*args, **kwargs)
-
-    return use
+# ----------------------------------------------------------------------------- wrapping
 
 
 class _WrappedProperty(property):
@@ -484,7 +134,7 @@ def _wrap_property(module: str, path: str, wrapper: Callable[..., Any]) -> _Wrap
 def _wrap(live: _Live, patch: Patch, original: Any) -> Any:
     func = getattr(original, "__func__", original)
     is_async = inspect.iscoroutinefunction(func)
-    make = _pin_wrapper if patch.pin and not patch.tags else _tag_wrapper
+    make = pin_wrapper if patch.pin and not patch.tags else tag_wrapper
     wrapper = make(live, patch, is_async)
     if isinstance(original, property):
         return _wrap_property(patch.module, patch.path, wrapper)
@@ -545,9 +195,7 @@ def apply(name: str) -> None:
         _fail(name, skip.args[0], skip.args[1], version, supported)
         return
     except Exception as exc:
-        _fail(
-            name, "failed", f"{type(exc).__name__}: {telemetry.scrub(str(exc))}", version, supported
-        )
+        _fail(name, "failed", f"{type(exc).__name__}: {scrub(str(exc))}", version, supported)
         return
     _LIVE[name] = live
     if live.missing:

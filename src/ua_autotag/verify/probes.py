@@ -186,7 +186,7 @@ def _pg_try(job: Job, connect: Callable[[str], Optional[str]]) -> Result:
         try:
             received = connect(dsn)
         except Exception as exc:
-            from ua_autotag.telemetry import scrub
+            from ua_autotag.scrub import scrub
 
             reason = scrub(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
             errors.append(f"{_describe_dsn(dsn)}: {reason}")
@@ -433,7 +433,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Skip as exc:
         result = {"skip": str(exc)}
     except Exception as exc:
-        from ua_autotag.telemetry import scrub
+        from ua_autotag.scrub import scrub
 
         result = {
             "error": scrub(f"{type(exc).__name__}: {' '.join(str(exc).split())}"),

@@ -210,7 +210,7 @@ def _run_probe(
         if line.startswith(MARKER):
             result: Dict[str, Any] = json.loads(line[len(MARKER) :])
             return result
-    from ..telemetry import scrub
+    from ..scrub import scrub
 
     tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     last = tail[-1] if tail else f"exit status {proc.returncode}"

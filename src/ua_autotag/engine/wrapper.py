@@ -1,0 +1,262 @@
+"""The per-call wrapper of one patch: a guard, then one body (and the same body awaited).
+
+The shape of ddtrace's ``with_traced_module`` and sentry's ``ensure_integration_enabled``:
+the **guard** asks whether anything applies to this call (the integration is on, the
+attribution rule gives settings, the integration is active in them, a span-only layer
+has a span to open) and otherwise calls straight through; the **body** does the rest,
+the same for every case - span or not, products registered or not, before and after
+steps, errors. Every failure of ours inside a user's call goes to :meth:`Applied.contain`,
+the one containment policy. The apply/remove lifecycle is :mod:`.patcher`'s.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from .. import telemetry
+from ..merge import CARRIERS
+from ..scrub import scrub
+from ..settings import Settings
+from ..spec import Integration, Patch, Tag
+from ..value import ConfigurationError, InvalidUserAgent
+from . import attribution
+
+__all__ = ["Applied", "pin_wrapper", "tag_wrapper"]
+
+logger = logging.getLogger("ua_autotag")
+
+Args = Tuple[Any, ...]
+Kwargs = Dict[str, Any]
+Wrapper = Callable[[Any, Any, Args, Kwargs], Any]
+
+
+class Applied:
+    """What the wrappers of an applied integration share: its switch and its one warning."""
+
+    __slots__ = ("on", "spec", "version", "warned")
+
+    def __init__(self, spec: Integration, version: Optional[str]) -> None:
+        self.spec = spec
+        self.version = version
+        self.on = True  # off: anything of ours left in a chain passes calls through
+        self.warned = False
+
+    def contain(
+        self, patch: Patch, exc: Exception, settings: Optional[Settings], step: str = "tag"
+    ) -> None:
+        """A step of ours failed inside a user's call: the one containment policy.
+
+        Re-raised only when it is a configuration error under ``strict`` (the only
+        exception of ours a user's call can ever see); otherwise the call goes ahead
+        without that step, the first failure of the integration logs one warning
+        (secrets scrubbed), later ones log at DEBUG.
+        """
+        strict = settings is not None and settings.strict
+        if strict and isinstance(exc, (InvalidUserAgent, ConfigurationError)):
+            raise exc
+        if self.warned:
+            logger.debug("ua_autotag: %s %s failed again: %s", self.spec.name, step, type(exc))
+            return
+        self.warned = True
+        logger.warning(
+            "ua_autotag: %s could not %s a call to %s (%s: %s); the call went ahead "
+            "without it. Further failures are logged at DEBUG.",
+            self.spec.name,
+            step,
+            patch.name,
+            type(exc).__name__,
+            scrub(str(exc)),
+        )
+
+
+def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
+    """The wrapt wrapper of a tagging (or span) patch: :func:`guard`, then the body."""
+    spec = applied.spec
+    name, system, carrier = spec.name, spec.system, spec.carrier
+    limit = CARRIERS[carrier].max_bytes if carrier is not None else None
+    key = ("tag", carrier)
+    before, after, target, resolver = patch.before, patch.after, patch.target, patch.settings
+    want_span, tagging, pin_use = patch.span, patch.tags, patch.pin == "use"
+    #: a span-only layer: nothing to do unless a span is wanted
+    passive = not tagging and target is None
+    #: inner layers of this call must resolve as this one did (products registered)
+    decides = tagging and not patch.leaf
+    current, contain = attribution.current, applied.contain
+    decide, undecide = attribution.decide, attribution.undecide
+    products_registered, pin_of = attribution.products_registered, attribution.pin_of
+    may_record, span_now = telemetry.may_record, telemetry.current
+
+    def guard(instance: Any) -> Optional[Settings]:
+        """The settings that tag this call; None: call straight through."""
+        if not applied.on:
+            return None
+        settings = current() if resolver is None else resolver(instance)
+        if settings is None or name not in settings.active:
+            return None
+        if passive and not (want_span and settings.spans):
+            return None
+        return settings
+
+    def tag_for(settings: Settings) -> Tag:
+        """The :class:`Tag` of ``settings`` for this carrier (built once, then cached)."""
+        ua = settings.user_agent
+        value = ua.text
+        if limit is not None and carrier is not None and len(value) > limit:
+            value = ua.render(carrier)  # raises, naming the carrier and its limit
+        tag = settings.cache[key] = Tag(ua, value, settings)
+        return tag
+
+    def open_span(settings: Settings, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        try:
+            if callable(want_span) and not want_span(settings, instance, args, kwargs):
+                return None
+            return telemetry.start(name, system, settings, applied.version)
+        except Exception as exc:  # a broken OpenTelemetry set-up must not break the app
+            contain(patch, exc, None, "start a span for")
+            return None
+
+    def enter(settings: Settings, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        """Before the call: span, decision for inner layers, tag, target; (span, token,
+        tag, args, kwargs). On a strict configuration error, what it set is undone."""
+        span = None
+        if want_span and settings.spans and may_record():
+            span = open_span(settings, instance, args, kwargs)
+        token = None
+        if decides and products_registered():
+            token = decide(settings, pin_of(instance) if pin_use and instance is not None else None)
+        tag = None
+        if tagging:
+            try:
+                tag = settings.cache.get(key) or tag_for(settings)
+                if before is not None:
+                    args, kwargs = before(tag, instance, args, kwargs)
+            except Exception as exc:
+                tag = None
+                try:
+                    contain(patch, exc, settings)
+                except BaseException as error:  # strict: the caller gets it, we clean up
+                    leave(span, token, error)
+                    raise
+        if target is not None and span_now() is not None:  # this layer's or an outer one's
+            try:
+                address, port = target(instance, args, kwargs)
+                telemetry.note(None, address, port)
+            except Exception as exc:
+                contain(patch, exc, None, "read the target of")
+        if span is not None:
+            span.begin()  # target and value known: every attribute goes in at start
+        return span, token, tag, args, kwargs
+
+    def after_step(tag: Tag, instance: Any, args: Args, kwargs: Kwargs, result: Any) -> Any:
+        try:
+            return after(tag, instance, args, kwargs, result)  # type: ignore[misc]
+        except Exception as exc:
+            contain(patch, exc, tag.settings)  # raises only a strict configuration error
+        return result
+
+    def leave(span: Any, token: Any, exc: Optional[BaseException]) -> None:
+        if token is not None:
+            undecide(token)
+        if span is not None:
+            span.finish(exc)
+
+    if is_async:
+
+        async def body_async(
+            settings: Settings, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs
+        ) -> Any:
+            span, token, tag, args, kwargs = enter(settings, instance, args, kwargs)
+            try:
+                result = await wrapped(*args, **kwargs)
+                if tag is not None and after is not None:
+                    result = after_step(tag, instance, args, kwargs, result)
+            except BaseException as exc:
+                leave(span, token, exc)
+                raise
+            leave(span, token, None)
+            return result
+
+        def async_wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+            # the guard runs now, in the caller's context and on the caller's stack
+            settings = guard(instance)
+            if settings is None:
+                return wrapped(*args, **kwargs)
+            return body_async(settings, wrapped, instance, args, kwargs)
+
+        return async_wrapper
+
+    def wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        settings = guard(instance)
+        if settings is None:
+            return wrapped(*args, **kwargs)
+        span, token, tag, args, kwargs = enter(settings, instance, args, kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+            if tag is not None and after is not None:
+                result = after_step(tag, instance, args, kwargs, result)
+        except BaseException as exc:
+            leave(span, token, exc)
+            raise
+        if span is not None or token is not None:
+            leave(span, token, None)
+        return result
+
+    return wrapper
+
+
+def pin_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
+    """``pin="create"``: remember the creating product; ``"use"``: connect as it."""
+    creator, pin, pin_of, pinned = (
+        attribution.creator,
+        attribution.pin,
+        attribution.pin_of,
+        attribution.pinned,
+    )
+    products_registered, pin_from = attribution.products_registered, patch.pin_from
+
+    if patch.pin == "create":
+
+        def create(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+            if not applied.on or not products_registered():
+                return wrapped(*args, **kwargs)  # no product registered: nothing to pin
+            try:
+                source = pin_from(args, kwargs) if pin_from is not None else None
+                product = (pin_of(source) if source is not None else None) or creator()
+                if instance is not None:
+                    pin(instance, product)  # None too: clears what a recycled object had
+            except Exception as exc:
+                applied.contain(patch, exc, None, "pin the creating product of")
+                product = None
+            if product is None:
+                return wrapped(*args, **kwargs)
+            with pinned(product):
+                return wrapped(*args, **kwargs)
+
+        return create
+
+    def owner(instance: Any) -> Any:
+        return pin_of(instance) if applied.on and instance is not None else None
+
+    if is_async:
+
+        async def use_async(wrapped: Any, args: Args, kwargs: Kwargs, product: Any) -> Any:
+            with pinned(product):
+                return await wrapped(*args, **kwargs)
+
+        def use_wrapper_async(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+            product = owner(instance)
+            if product is None:
+                return wrapped(*args, **kwargs)
+            return use_async(wrapped, args, kwargs, product)
+
+        return use_wrapper_async
+
+    def use(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        product = owner(instance)
+        if product is None:
+            return wrapped(*args, **kwargs)
+        with pinned(product):
+            return wrapped(*args, **kwargs)
+
+    return use

@@ -40,6 +40,7 @@ STEPS = [
     ("import", ["bench_import.py"]),
     ("launcher", ["bench_launcher.py"]),
     ("attribution", ["bench_attribution.py"]),
+    ("report", ["bench_report.py", "--otel", "api"]),
     ("memory", ["bench_memory.py", "--otel", "api"]),
     ("memory-sdk", ["bench_memory.py", "--otel", "sdk"]),
 ]

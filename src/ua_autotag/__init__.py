@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing import Any, ContextManager, Iterable, Optional, Union
 
     from .engine import Status
+    from .ledger import Report
     from .settings import Settings
 
 __version__ = "0.2.0"
@@ -31,6 +32,7 @@ __all__ = [
     "__version__",
     "instrument",
     "is_instrumented",
+    "report",
     "status",
     "uninstrument",
     "user_agent",
@@ -130,12 +132,59 @@ def user_agent(value: Union[str, UserAgent]) -> ContextManager[UserAgent]:
     return contextlib.contextmanager(attribution.scope)(UserAgent.coerce(value))
 
 
+def report(
+    format: Optional[str] = "text", *, file: Optional[str] = None, enabled: bool = True
+) -> Report:
+    """Report every connection to a Databricks or PostgreSQL endpoint from now on.
+
+    Tagged ones come from the integrations; untagged ones (clients ua-autotag has no
+    integration for) from Python's audit hooks, each with the ``file:line`` that opened
+    it. The returned :class:`~ua_autotag.ledger.Report` has ``tagged`` / ``untagged``
+    counts (a test suite can ``assert report.untagged == 0``), ``rows()``, ``text()`` and
+    ``json()``. ``format`` ``"text"`` or ``"json"`` also prints it (stderr, or ``file``)
+    when the process ends; ``None`` prints nothing. ``enabled=False`` stops recording.
+    Costs nothing until called.
+    """
+    from . import ledger
+
+    if format not in (None, "text", "json"):
+        raise ConfigurationError(f"report format must be 'text' or 'json', got {format!r}")
+    if not enabled:
+        ledger.disable()
+        return ledger._REPORT or ledger.Report()
+    result = ledger.enable()
+    if format is not None:
+        ledger.print_at_exit(format, file)
+    return result
+
+
 def __getattr__(name: str) -> Any:
     if name == "Settings":
         from .settings import Settings
 
         return Settings
     raise AttributeError(f"module 'ua_autotag' has no attribute {name!r}")
+
+
+def _report_from_env() -> None:
+    """``UA_AUTOTAG_REPORT=text|json`` (set by ``ua-autotag run --report``): report on."""
+    env = _os.environ
+    fmt = env.get("UA_AUTOTAG_REPORT", "").strip().lower()
+    if not fmt:
+        return
+    try:
+        from . import ledger
+
+        ledger.enable()
+        ledger.print_at_exit(
+            "json" if fmt == "json" else "text",
+            None,
+            env.get("UA_AUTOTAG_REPORT_DIR") or None,
+        )
+    except Exception as exc:  # never kill the import
+        import sys
+
+        sys.stderr.write(f"ua-autotag: report not enabled: {type(exc).__name__}: {exc}\n")
 
 
 def _activate_from_env() -> None:
@@ -174,4 +223,5 @@ def _activate_from_env() -> None:
         )
 
 
+_report_from_env()
 _activate_from_env()

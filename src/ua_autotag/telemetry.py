@@ -17,14 +17,14 @@ from __future__ import annotations
 import contextvars
 import functools
 from time import time_ns as _time_ns
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from .scrub import scrub
 
 if TYPE_CHECKING:
     from .settings import Settings
 
-__all__ = ["ConnectSpan", "current", "note", "start"]
+__all__ = ["ConnectSpan", "current", "note", "set_ledger", "start", "start_reported"]
 
 _tracer: Any = None
 _counter: Any = None
@@ -43,6 +43,16 @@ class _NotStarted:
 
 
 _NOT_STARTED: Any = _NotStarted()
+
+#: the connection report's recorder (:func:`ua_autotag.ledger.record`) while it is on
+_LEDGER: Any = None
+
+
+def set_ledger(recorder: Any) -> None:
+    """Hand every finished connect handle to ``recorder`` too (None: stop)."""
+    global _LEDGER
+    _LEDGER = recorder
+
 
 _CURRENT: contextvars.ContextVar[Optional[ConnectSpan]] = contextvars.ContextVar(
     "ua_autotag_connect_span", default=None
@@ -149,8 +159,11 @@ class ConnectSpan:
         "port",
         "product",
         "sent",
+        "sockets",
         "span",
         "started",
+        "system",
+        "value",
     )
 
     def __init__(self, attributes: Dict[str, Any], integration: str, product: str) -> None:
@@ -164,6 +177,11 @@ class ConnectSpan:
         self.changed = False
         self.started = _time_ns()
         self._token: Any = None
+        # for the connection report only: the value the layer tagged with, the carrier
+        # system, and the sockets opened inside the call (seen by its audit hook)
+        self.value: Optional[str] = None
+        self.system: Optional[str] = None
+        self.sockets: List[Tuple[str, Any, Optional[int]]] = []
 
     def set(self, sent: Optional[str], address: Optional[str], port: Optional[int]) -> None:
         if sent is not None:
@@ -213,6 +231,13 @@ class ConnectSpan:
             _CURRENT.reset(self._token)
         except Exception:  # reset from another context: nothing to undo
             pass
+        if _LEDGER is not None:
+            try:  # noqa: SIM105
+                _LEDGER(self, exc)
+            except Exception:  # the report must not break the app either
+                pass
+        if not self.attributes:
+            return  # a handle for the report only: no span, no counter
         try:
             if self.span is None:
                 self.begin()
@@ -283,6 +308,35 @@ def start(
         integration,
         settings.label,
     )
+    handle._token = _CURRENT.set(handle)
+    return handle
+
+
+def start_reported(
+    integration: str, system: str, settings: Settings, client_version: Optional[str],
+    span: bool,
+) -> Optional[ConnectSpan]:  # fmt: skip
+    """A connect handle for the connection report (report on): with an SDK span when
+    ``span`` (the layer wants one, spans on) and one could record; None when an outer
+    layer has a handle. Needs no OpenTelemetry when no span is wanted."""
+    if _CURRENT.get() is not None:
+        return None
+    recording = False
+    if span:
+        try:
+            if _tracer is None:
+                _load()
+            recording = sdk_configured()
+        except Exception:  # no OpenTelemetry installed: the report works without it
+            recording = False
+    if recording:
+        attributes = _start_attributes(integration, system, settings, client_version)
+    else:
+        attributes = {}
+    handle = ConnectSpan(attributes, integration, settings.label)
+    if not recording:
+        handle.span = _NOT_STARTED
+    handle.system = system
     handle._token = _CURRENT.set(handle)
     return handle
 

@@ -5,7 +5,9 @@ is then written from the resolved :class:`~ua_autotag.settings.Settings`, so eve
 Python child resolves exactly the same value. On top: the variables clients read
 themselves (``catalog.exports``: ``PGAPPNAME``, ``SPARK_CONNECT_USER_AGENT``), the
 bootstrap ``sitecustomize`` first on ``PYTHONPATH``, and the Node.js / Java hooks of
-:mod:`ua_autotag.runtimes`. Then the command replaces this process (``exec``).
+:mod:`ua_autotag.runtimes`. Then the command replaces this process (``exec``), except
+with ``--report``: then it runs as a child and the merged connection report
+(:mod:`ua_autotag.ledger`) is printed when it ends.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .common import CliError, Command, add_options, resolve_args
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Dict, List, Optional
+    from typing import Any, Callable, Dict, List, Optional
 
 __all__ = ["COMMANDS", "child_settings_env", "exports", "launch_environment"]
 
@@ -137,6 +139,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import shutil  # loaded already: argparse's help formatter imports it
 
     command = _command(args)
+    if not args.report and (args.report_file or args.fail_on_untagged):
+        raise CliError("--report-file and --fail-on-untagged need --report (or --report=json)")
     env = launch_environment(args, dict(os.environ))
     program = command[0]
     path = shutil.which(program, path=env.get("PATH", os.defpath))
@@ -146,6 +150,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise CliError(f"command not found: {program!r}", 127)
     sys.stdout.flush()
     sys.stderr.flush()
+    if args.report:
+        return _run_reported(args, path, command, env)
     try:
         os.execve(path, command, env)
     except OSError as exc:
@@ -153,9 +159,73 @@ def _cmd_run(args: argparse.Namespace) -> int:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+#: exit code of ``--fail-on-untagged`` when the command itself succeeded
+UNTAGGED_EXIT = 3
+
+
+def _run_reported(args: argparse.Namespace, path: str, command: List[str],
+                  env: Dict[str, str]) -> int:  # fmt: skip
+    """``--report``: run COMMAND as a child (no exec), every Python process under it
+    writing its connections into a temporary folder; print the merged report at the end."""
+    import signal
+    import subprocess
+    import tempfile
+
+    from .. import ledger
+
+    with tempfile.TemporaryDirectory(prefix="ua-autotag-report-") as folder:
+        env = {**env, "UA_AUTOTAG_REPORT": args.report, "UA_AUTOTAG_REPORT_DIR": folder}
+        child = subprocess.Popen(command, executable=path, env=env)
+
+        def forward(signum: int, frame: Any) -> None:
+            child.send_signal(signum)
+
+        # ^C reaches the child from the terminal itself; TERM / HUP sent to us are passed on
+        previous = {
+            signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+            signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
+            signal.SIGHUP: signal.signal(signal.SIGHUP, forward),
+        }
+        try:
+            code = child.wait()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        report = ledger.merged(folder)
+    text = report.json() if args.report == "json" else report.text()
+    if args.report_file:
+        try:
+            with open(args.report_file, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise CliError(f"--report-file {args.report_file!r}: {exc.strerror or exc}") from None
+    else:
+        sys.stderr.write(text)
+    if code < 0:  # killed by a signal: the shell's convention
+        return 128 - code
+    if code == 0 and args.fail_on_untagged and report.untagged:
+        return UNTAGGED_EXIT
+    return code
+
+
 def _arguments(parser: argparse.ArgumentParser) -> None:
     add_options(parser, (o.name for o in OPTIONS), "options (default: UA_AUTOTAG_* environment)")
     parser.add_argument("--log-level", metavar="LEVEL", help="level of the 'ua_autotag' logger")
+    report = parser.add_argument_group("connection report")
+    report.add_argument(
+        "--report", nargs="?", const="text", choices=("text", "json"), metavar="FORMAT",
+        help="when COMMAND ends, list every connection its Python processes opened to "
+        "Databricks / PostgreSQL, tagged or not (text, or --report=json); end the "
+        "options with -- after a bare --report",
+    )  # fmt: skip
+    report.add_argument(
+        "--report-file", metavar="PATH", help="write the report to PATH instead of stderr"
+    )
+    report.add_argument(
+        "--fail-on-untagged", action="store_true",
+        help=f"with --report: exit {UNTAGGED_EXIT} when COMMAND succeeded but opened an "
+        "untagged connection",
+    )  # fmt: skip
     parser.add_argument(
         "command", nargs=argparse.REMAINDER, metavar="COMMAND", help="the program and its arguments"
     )

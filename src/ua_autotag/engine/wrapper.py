@@ -12,6 +12,7 @@ the one containment policy. The apply/remove lifecycle is :mod:`.patcher`'s.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from .. import telemetry
@@ -22,13 +23,23 @@ from ..spec import Integration, Patch, Tag
 from ..value import ConfigurationError, InvalidUserAgent
 from . import attribution
 
-__all__ = ["Applied", "pin_wrapper", "tag_wrapper"]
+__all__ = ["Applied", "pin_wrapper", "set_reporting", "tag_wrapper"]
 
 logger = logging.getLogger("ua_autotag")
 
 Args = Tuple[Any, ...]
 Kwargs = Dict[str, Any]
 Wrapper = Callable[[Any, Any, Args, Kwargs], Any]
+
+#: the connection report (``ua_autotag.report()``) is on: every tagging call opens a
+#: connect handle the report records (see :mod:`ua_autotag.ledger`)
+_REPORTING = getattr(sys.modules.get("ua_autotag.ledger"), "_ON", False)
+
+
+def set_reporting(on: bool) -> None:
+    """Switch the connection report's handles on or off (a module flag read per call)."""
+    global _REPORTING
+    _REPORTING = bool(on)
 
 
 class Applied:
@@ -116,11 +127,23 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
             contain(patch, exc, None, "start a span for")
             return None
 
+    def report_handle(settings: Settings, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        try:
+            wanted = bool(want_span and settings.spans and may_record()) and (
+                not callable(want_span) or bool(want_span(settings, instance, args, kwargs))
+            )
+            return telemetry.start_reported(name, system, settings, applied.version, wanted)
+        except Exception as exc:
+            contain(patch, exc, None, "report")
+            return None
+
     def enter(settings: Settings, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         """Before the call: span, decision for inner layers, tag, target; (span, token,
         tag, args, kwargs). On a strict configuration error, what it set is undone."""
         span = None
-        if want_span and settings.spans and may_record():
+        if _REPORTING and tagging:  # the report's handle (with the span, if one records)
+            span = report_handle(settings, instance, args, kwargs)
+        elif want_span and settings.spans and may_record():
             span = open_span(settings, instance, args, kwargs)
         token = None
         if decides and products_registered():
@@ -138,6 +161,10 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
                 except BaseException as error:  # strict: the caller gets it, we clean up
                     leave(span, token, error)
                     raise
+        if _REPORTING and tag is not None:
+            reported = span or span_now()
+            if reported is not None and reported.value is None:
+                reported.value = tag.value  # what the report lists as the value carried
         if target is not None and span_now() is not None:  # this layer's or an outer one's
             try:
                 address, port = target(instance, args, kwargs)

@@ -1,0 +1,196 @@
+"""8. The connection report (``ua_autotag.report()``): what it costs per connection when on.
+
+The report's audit hook cannot be removed once installed (``sys.addaudithook``), so "off"
+here is the hook installed with its flag off (``report(enabled=False)``): what a process
+pays after the report was asked for and then stopped; a process that never asks for it
+has no hook at all (nothing to measure). Rows, spans off:
+
+* **real connection**: ``socket.create_connection`` + ``close`` to a loopback listener,
+  the host listed as a Databricks host and opened outside any integration (the untagged
+  case: name look-up, frame walk, a row), report on vs off. Target <= 2 us per
+  connection.
+* **the hook alone**: the two events of one connection (``socket.getaddrinfo``,
+  ``socket.connect``) handed to the hook directly, vs an empty two-argument function (any
+  hook's floor), for a host that is neither Databricks nor PostgreSQL (ignored), a
+  Databricks host opened outside any integration (a row), and one opened inside a tagging
+  layer (attached to its handle).
+* **every other audited event** (``open``, ``import``, ``sys._getframe``, ...): the hook
+  with the report on vs the empty function.
+* **a tagged connect** (psycopg2's real patch point, network cut, as in ``cases.py``) and
+  a **tagged request** (``requests`` adapter, Databricks host, network cut): with the
+  report on every tagging call takes the engine's full path and opens a handle.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import Any, List
+
+import ua_autotag
+from harness import HERE, UA, Output, Variant, arguments, compare, interleave
+
+
+def main() -> None:
+    args = arguments(__doc__ or "")
+    out = Output(args.json_out)
+    rounds, inner = (6, 200) if args.quick else (30, 1000)
+    sys.path.insert(0, str(HERE))
+    import cases
+
+    us = 1e-6
+    built: List[cases.Case] = []
+    listener = socket.create_server(("127.0.0.1", 0), backlog=512)
+    port = listener.getsockname()[1]
+    try:
+        pg = cases._psycopg2()
+        rest = cases._requests(cases.DATABRICKS_URL, True)
+        built += [pg, rest]
+        ua_autotag.instrument(
+            UA, integrations=["psycopg2", "requests"], spans=False, rest_hosts=["localhost"]
+        )
+        from ua_autotag import ledger, telemetry
+
+        report = ua_autotag.report(format=None)
+
+        def on() -> None:
+            ledger.enable()
+
+        def off() -> None:
+            ledger.disable()
+
+        def connect() -> None:
+            sock = socket.create_connection(("localhost", port))
+            sock.close()
+            accepted, _ = listener.accept()
+            accepted.close()
+
+        # sanity: the report sees the untagged connection when on, not when off
+        ledger.reset()
+        connect()
+        assert report.untagged == 1, report.rows()
+        off()
+        connect()
+        assert report.untagged == 1, report.rows()
+        on()
+        assert UA in pg.fn() and report.tagged == 1, report.rows()
+        ledger.reset()
+
+        n = max(20, inner // 10)
+        samples = interleave(
+            [
+                Variant("report off (hook installed, flag off)", connect, off),
+                Variant("report on, untagged Databricks host", connect, on),
+            ],
+            rounds, n, per_call=True,
+        )  # fmt: skip
+        off()
+        ledger.reset()
+        out.emit(
+            compare("report", "socket.create_connection + close, loopback", samples,
+                    "report off (hook installed, flag off)", n, {
+                        "report on, untagged Databricks host": (
+                            "added <= 2 us per connection",
+                            lambda r: r.diff_median <= 2 * us,
+                        )}),
+            "== report: a real loopback connection, per connection",
+        )  # fmt: skip
+
+        hook = ledger._audit
+        sock = socket.socket()
+        other = (("example.org", 443, 0, 1, 6), (sock, ("93.184.216.34", 443)))
+        databricks = (("localhost", port, 0, 1, 6), (sock, ("127.0.0.1", port)))
+
+        def floor(event: str, args: Any) -> None:
+            pass
+
+        def events(fn: Any, which: Any) -> Any:
+            lookup, connected = which
+
+            def run() -> None:
+                fn("socket.getaddrinfo", lookup)
+                fn("socket.connect", connected)
+
+            return run
+
+        handle: Any = None
+
+        def inside() -> None:
+            token = telemetry._CURRENT.set(handle)
+            try:
+                hook("socket.getaddrinfo", databricks[0])
+                hook("socket.connect", databricks[1])
+            finally:
+                telemetry._CURRENT.reset(token)
+                handle.sockets.clear()
+
+        from ua_autotag.telemetry import ConnectSpan
+
+        handle = ConnectSpan({}, "requests", "bench")
+        on()
+        samples = interleave(
+            [
+                Variant("empty hook (floor)", events(floor, other)),
+                Variant("report on, other host (ignored)", events(hook, other), on),
+                Variant("report on, Databricks host, untagged (a row)",
+                        events(hook, databricks), on),
+                Variant("report on, inside a tagging layer", inside, on),
+            ],
+            rounds, inner,
+        )  # fmt: skip
+        ledger.reset()
+        out.emit(
+            compare("report", "the hook's work for one connection (2 events)", samples,
+                    "empty hook (floor)", inner, {
+                        "report on, Databricks host, untagged (a row)": (
+                            "added <= 2 us per connection",
+                            lambda r: r.diff_median <= 2 * us,
+                        )}),
+            "== report: the audit hook alone, per connection",
+        )  # fmt: skip
+
+        other_event = ("/etc/hosts", "r", 0)
+        samples = interleave(
+            [
+                Variant("empty hook (floor)", lambda: floor("open", other_event)),
+                Variant("report on", lambda: hook("open", other_event), on),
+                Variant("report off (flag)", lambda: hook("open", other_event), off),
+            ],
+            rounds, inner,
+        )  # fmt: skip
+        out.emit(
+            compare("report", "any other audited event (open)", samples, "empty hook (floor)",
+                    inner),
+            "== report: every other audited event",
+        )  # fmt: skip
+
+        for case in (pg, rest):
+            samples = interleave(
+                [
+                    Variant("ours, report off", case.fn, off),
+                    Variant("ours, report on", case.fn, on),
+                ],
+                rounds, max(10, inner // case.weight),
+            )  # fmt: skip
+            ledger.reset()
+            out.emit(
+                compare("report", case.bench, samples, "ours, report off",
+                        max(10, inner // case.weight), {
+                            "ours, report on": (
+                                "added <= 2 us per connection",
+                                lambda r: r.diff_median <= 2 * us,
+                            )}),
+                f"== report: {case.bench}, report on vs off",
+            )  # fmt: skip
+        off()
+    finally:
+        ua_autotag.uninstrument()
+        listener.close()
+        for case in built:
+            if case.cleanup is not None:
+                case.cleanup()
+    out.save()
+
+
+if __name__ == "__main__":
+    main()

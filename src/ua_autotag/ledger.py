@@ -1,0 +1,475 @@
+"""The connection report: every connection to a Databricks or PostgreSQL endpoint the
+process opened, tagged or not, and where the untagged ones came from.
+
+Two sources, both off until :func:`enable` (``ua_autotag.report()``, or
+``UA_AUTOTAG_REPORT`` set by ``ua-autotag run --report``):
+
+* **tagged** connections come from the engine. While the report is on, every tagging
+  layer opens a connect handle (:mod:`.telemetry`, the span path: with no SDK no span is
+  made) and :func:`record` receives it when the call ends: integration, product, the
+  value, and the target the integration noted.
+* **untagged** connections come from Python's audit hooks ``socket.getaddrinfo`` /
+  ``socket.connect``: a socket opened outside any tagging layer whose host matches the
+  Databricks host rule (:mod:`.hosts`) or whose endpoint is a PostgreSQL one (port 5432,
+  ``PGPORT``, a Unix socket ``.s.PGSQL.*``, or a host:port a PostgreSQL integration
+  connected to) is listed with the code location (``file:line``) that opened it. A socket
+  opened *inside* a REST layer is the evidence that layer's call opened a connection (a
+  request on a kept-alive connection opens none and is not listed).
+
+Native clients (libpq, gRPC, ODBC, the JVM) open their sockets outside Python: they are
+seen only through their integrations. ``sys.addaudithook`` cannot be undone, so one hook
+is installed, at the first :func:`enable`, and :func:`disable` turns it into a flag
+check. Nothing here keeps a URL, DSN or header: only host names, ports, values and code
+locations, and every rendered report is scrubbed once more.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
+
+if TYPE_CHECKING:
+    from .telemetry import ConnectSpan
+
+__all__ = ["Report", "disable", "enable", "record"]
+
+#: carriers whose layer runs on every request: a row needs a socket opened inside it
+_REST_CARRIERS = ("http-user-agent",)
+#: the note printed under every report
+NATIVE_NOTE = (
+    "clients that connect outside Python's sockets (libpq: psycopg, psycopg2; gRPC: "
+    "Spark Connect; ODBC: pyodbc; the JVM: jaydebeapi) are listed through their "
+    "integrations only; Node.js and Java child processes are not listed"
+)
+_PG_PORTS = {5432}
+_ON = False
+_INSTALLED = False
+_rows: Dict[Tuple[Any, ...], int] = {}
+_pg_endpoints: Set[Tuple[Any, Optional[int]]] = set()
+_local: Any = None
+_last_lookup: Dict[int, str] = {}
+_rules: Any = None
+_rules_key: Any = object()  # the attribution state _rules was built for (none yet)
+_REPORT: Optional[Report] = None
+# frames of these modules (and of the standard library) are not "the code that opened it"
+_SKIP_PREFIXES = ("ua_autotag", "wrapt")
+
+
+def _stdlib_dirs() -> Tuple[str, ...]:
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    dirs = {os.path.normcase(os.path.abspath(paths[k])) for k in ("stdlib", "platstdlib")}
+    return tuple(sorted(d + os.sep for d in dirs))
+
+
+_STDLIB: Tuple[str, ...] = ()
+
+
+def _port(value: Any) -> Optional[int]:
+    if type(value) is int:
+        return value
+    try:
+        return None if value in (None, "") else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _audit(event: str, args: Tuple[Any, ...]) -> None:
+    # Every audited event of the process comes here: two string compares for the rest.
+    # The connect path is one function (each Python call costs ~0.1 us).
+    if event == "socket.connect":
+        if not _ON:
+            return
+        try:
+            address = args[1]
+            if type(address) is tuple and len(address) >= 2:
+                ip, port = address[0], address[1]
+                lookup: Any = getattr(_local, "lookup", None)
+                # the name this thread just looked up for that port; else the last one
+                # looked up anywhere (asyncio resolves in an executor thread); else the IP
+                if lookup is not None and lookup[0] == port:
+                    host = lookup[1]
+                else:
+                    host = _last_lookup.get(port, ip)
+                if type(port) is not int or type(host) is not str:
+                    host, port = _normal(host, port)
+                endpoints = _pg_endpoints
+                if port in _PG_PORTS or (host, port) in endpoints or (ip, port) in endpoints:
+                    kind = "postgresql"
+                else:
+                    rules = _rules if _rules_key is _state() else _host_rules()
+                    if not rules.match(host):
+                        return
+                    kind = "databricks"
+            elif isinstance(address, str):  # AF_UNIX: PostgreSQL's is <dir>/.s.PGSQL.<port>
+                name = os.path.basename(address)
+                if not name.startswith(".s.PGSQL."):
+                    return
+                host, port, kind = os.path.dirname(address), _port(name[9:]), "postgresql"
+            else:
+                return
+            handle = _current_handle()
+            if handle is not None:  # inside a tagging layer: that layer's connection
+                handle.sockets.append((kind, host, port))
+            else:
+                _untagged(kind, host, port)
+        except Exception:  # never break the caller's connect
+            pass
+    elif event == "socket.getaddrinfo" and _ON:
+        try:
+            host, port = args[0], args[1]
+            if host and port is not None:
+                _local.lookup = (port, host)
+                _last_lookup[port] = host
+        except Exception:
+            pass
+
+
+def _normal(host: Any, port: Any) -> Tuple[str, Optional[int]]:
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    return str(host), _port(port)
+
+
+def _state() -> Any:
+    attribution = sys.modules.get("ua_autotag.engine.attribution")
+    return attribution.state() if attribution is not None else None
+
+
+def _no_handle() -> Any:
+    return None
+
+
+_current_handle: Any = _no_handle  # telemetry's ContextVar getter, bound by enable()
+
+
+def _host_rules() -> Any:
+    """The Databricks host rule of everything registered (the default's and every
+    product's ``rest_hosts``), else the environment's; rebuilt when that changes."""
+    global _rules, _rules_key
+    state = _state()
+    if _rules is not None and _rules_key is state:
+        return _rules
+    from .hosts import HostRules
+
+    listed: List[str] = []
+    if state is not None:
+        for settings in state.every():
+            listed.extend(settings.rest_hosts)
+    else:
+        listed = [h for h in os.environ.get("UA_AUTOTAG_REST_HOSTS", "").split(",") if h]
+    _rules = HostRules.build(listed, os.environ.get("DATABRICKS_HOST"))
+    _rules_key = state
+    return _rules
+
+
+def _current_settings() -> Any:
+    attribution = sys.modules.get("ua_autotag.engine.attribution")
+    if attribution is None:
+        return None
+    try:
+        return attribution.current()
+    except Exception:
+        return None
+
+
+#: co_filename -> what its frames are: "" skip (ours, socket), "std" standard library,
+#: "user" the caller's code, else the top-level package of an installed library
+_FILES: Dict[str, str] = {}
+
+
+def _file_kind(filename: str, module: str) -> str:
+    kind = _FILES.get(filename)
+    if kind is None:
+        global _STDLIB
+        if not _STDLIB:
+            _STDLIB = _stdlib_dirs()
+        norm = os.path.normcase(filename)
+        if module.startswith(_SKIP_PREFIXES) or module == "socket":
+            kind = ""
+        elif "site-packages" in norm or "dist-packages" in norm:
+            kind = module.split(".")[0] or "?"
+        elif norm.startswith(_STDLIB):
+            kind = "std"
+        else:
+            kind = "user"
+        if len(_FILES) > 4096:
+            _FILES.clear()
+        _FILES[filename] = kind
+    return kind
+
+
+def _opener() -> Tuple[str, str]:
+    """(client, file:line): the outermost library (or standard-library module) of the
+    calls that opened the socket, and the first frame past it: the caller's code."""
+    frame: Any = sys._getframe(2)
+    client = ""
+    while frame is not None:
+        code = frame.f_code
+        kind = _FILES.get(code.co_filename) or _file_kind(
+            code.co_filename, frame.f_globals.get("__name__", "") or ""
+        )
+        if kind == "user":
+            return client or "?", f"{code.co_filename}:{frame.f_lineno}"
+        if kind == "std":
+            client = frame.f_globals.get("__name__", "") or client
+        elif kind:
+            client = kind
+        frame = frame.f_back
+    return client or "?", "?"
+
+
+def _untagged(kind: str, host: str, port: Optional[int]) -> None:
+    client, location = _opener()
+    attribution = sys.modules.get("ua_autotag.engine.attribution")
+    state = attribution.state() if attribution is not None else None
+    if state is None:
+        product = "-"
+    elif not state.products and state.default is not None:
+        product = state.default.label  # no walk needed: the default is the only one
+    else:
+        settings = _current_settings()
+        product = settings.label if settings is not None else "-"
+    key = ("untagged", client, product, kind, host, port, None, location)
+    _rows[key] = _rows.get(key, 0) + 1
+
+
+def record(handle: ConnectSpan, exc: Optional[BaseException]) -> None:
+    """A tagging layer's call ended (called by the telemetry handle, report on only)."""
+    if not _ON:
+        return
+    value = handle.sent or handle.value
+    if value is None:
+        return  # nothing was tagged (tagging failed or the layer does not tag)
+    if _carrier(handle.integration) in _REST_CARRIERS:
+        targets = list(dict.fromkeys(handle.sockets))
+        if not targets:
+            return  # no connection opened by this call (kept alive, or not Databricks)
+    else:
+        host = _host_of(handle.address) if handle.address else None
+        kind = "postgresql" if handle.system == "postgresql" else "databricks"
+        if kind == "postgresql" and host and handle.port is not None:
+            _pg_endpoints.add((host, handle.port))
+        targets = [(kind, host or "?", handle.port)]
+    outcome = "tagged" if exc is None else "tagged (connect failed)"
+    for kind, host, port in targets:
+        key = (outcome, handle.integration, handle.product, kind, host, port, value, None)
+        _rows[key] = _rows.get(key, 0) + 1
+
+
+_CARRIERS: Dict[str, Optional[str]] = {}
+_HOSTS: Dict[str, Optional[str]] = {}
+
+
+def _carrier(integration: str) -> Optional[str]:
+    try:
+        return _CARRIERS[integration]
+    except KeyError:
+        from .catalog import CATALOG
+
+        entry = CATALOG.get(integration)
+        carrier = _CARRIERS[integration] = entry.carrier if entry is not None else None
+        return carrier
+
+
+def _host_of(address: str) -> Optional[str]:
+    try:
+        return _HOSTS[address]
+    except KeyError:
+        from .hosts import host_of
+
+        if len(_HOSTS) > 1024:
+            _HOSTS.clear()
+        host = _HOSTS[address] = host_of(address)
+        return host
+
+
+_FIELDS = ("status", "client", "product", "endpoint_kind", "host", "port", "value", "location")
+
+
+class Report:
+    """The report of this process so far: counts for a test suite, text or JSON to print.
+
+    ``report.untagged`` is the number of connections opened outside every integration
+    (``assert ua_autotag.report().untagged == 0`` in a partner's test suite).
+    """
+
+    def __init__(self, rows: Optional[List[Dict[str, Any]]] = None) -> None:
+        self._fixed = rows  # rows merged from child processes (the launcher)
+
+    def rows(self) -> List[Dict[str, Any]]:
+        """One dict per group (status, client, product, endpoint, value, location), with
+        its ``count``."""
+        if self._fixed is not None:
+            return list(self._fixed)
+        out = []
+        for key, count in sorted(_rows.items(), key=lambda kv: tuple(map(str, kv[0]))):
+            row = dict(zip(_FIELDS, key))
+            row["count"] = count
+            out.append(row)
+        return out
+
+    @property
+    def tagged(self) -> int:
+        return sum(r["count"] for r in self.rows() if r["status"].startswith("tagged"))
+
+    @property
+    def untagged(self) -> int:
+        return sum(r["count"] for r in self.rows() if r["status"] == "untagged")
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "tagged": self.tagged,
+            "untagged": self.untagged,
+            "connections": self.rows(),
+            "note": NATIVE_NOTE,
+        }
+
+    def json(self) -> str:
+        import json
+
+        from .scrub import scrub
+
+        return scrub(json.dumps(self.as_dict(), indent=2, sort_keys=True))
+
+    def text(self) -> str:
+        from .scrub import scrub
+
+        rows = self.rows()
+        lines = [
+            f"ua-autotag report: {self.tagged + self.untagged} connection(s) to Databricks / "
+            f"PostgreSQL endpoints, {self.tagged} tagged, {self.untagged} untagged"
+        ]
+        for status in ("tagged", "tagged (connect failed)", "untagged"):
+            group = [r for r in rows if r["status"] == status]
+            if not group:
+                continue
+            lines.append(f"  {status}:")
+            for r in group:
+                endpoint = f"{r['host']}:{r['port']}" if r["port"] is not None else r["host"]
+                what = f"value {r['value']!r}" if r["value"] else f"opened at {r['location']}"
+                lines.append(
+                    f"    {r['client']:<16} {r['product']:<28} {r['endpoint_kind']:<10} "
+                    f"{endpoint:<32} x{r['count']:<3} {what}"
+                )
+        lines.append(f"  note: {NATIVE_NOTE}")
+        return scrub("\n".join(lines)) + "\n"
+
+    def stop(self) -> None:
+        """Stop recording (the audit hook stays installed, as a flag check)."""
+        disable()
+
+
+def enable() -> Report:
+    """Turn recording on (idempotent); the first call installs the one audit hook."""
+    global _ON, _INSTALLED, _local, _REPORT, _current_handle
+    import threading
+
+    from . import telemetry
+
+    _current_handle = telemetry._CURRENT.get
+
+    if _local is None:
+        _local = threading.local()
+    pg_port = _port(os.environ.get("PGPORT"))
+    if pg_port is not None:
+        _PG_PORTS.add(pg_port)
+    telemetry.set_ledger(record)
+    _ON = True
+    wrapper = sys.modules.get("ua_autotag.engine.wrapper")  # else it reads _ON at import
+    if wrapper is not None:
+        wrapper.set_reporting(True)
+    if not _INSTALLED:
+        sys.addaudithook(_audit)
+        # a forked child reports its own connections, not a copy of its parent's
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=reset)
+        _INSTALLED = True
+    if _REPORT is None:
+        _REPORT = Report()
+    return _REPORT
+
+
+def disable() -> None:
+    """Stop recording: the engine back on its usual path, the audit hook a flag check."""
+    global _ON
+    _ON = False
+    telemetry = sys.modules.get("ua_autotag.telemetry")
+    if telemetry is not None:
+        telemetry.set_ledger(None)
+    wrapper = sys.modules.get("ua_autotag.engine.wrapper")
+    if wrapper is not None:
+        wrapper.set_reporting(False)
+
+
+def reset() -> None:
+    """Forget what was recorded (tests)."""
+    _rows.clear()
+    _pg_endpoints.clear()
+    _last_lookup.clear()
+
+
+# -- at exit --------------------------------------------------------------------------
+_AT_EXIT: List[Tuple[str, Optional[str], Optional[str]]] = []
+
+
+def print_at_exit(fmt: str, path: Optional[str] = None, directory: Optional[str] = None) -> None:
+    """Print the report when the process ends: on stderr, to ``path``, or (the launcher)
+    as ``<directory>/<pid>.json`` for the launcher to merge. Once per destination."""
+    import atexit
+
+    if (fmt, path, directory) in _AT_EXIT:
+        return
+    _AT_EXIT.append((fmt, path, directory))
+
+    def emit() -> None:
+        report = _REPORT or Report()
+        try:
+            if directory:
+                import json
+
+                target = os.path.join(directory, f"{os.getpid()}.json")
+                with open(target + ".tmp", "w", encoding="utf-8") as fh:
+                    json.dump({"pid": os.getpid(), "connections": report.rows()}, fh)
+                os.replace(target + ".tmp", target)
+            else:
+                text = report.json() if fmt == "json" else report.text()
+                if path:
+                    with open(path, "w", encoding="utf-8") as fh:
+                        fh.write(text)
+                else:
+                    sys.stderr.write(text)
+                    sys.stderr.flush()
+        except Exception as exc:  # the process is ending: one line, never a traceback
+            try:  # noqa: SIM105 - no contextlib import at exit
+                sys.stderr.write(f"ua-autotag: report not written: {type(exc).__name__}\n")
+            except Exception:
+                pass
+
+    atexit.register(emit)
+
+
+def merged(directory: str) -> Report:
+    """The report of every process that wrote into ``directory`` (the launcher's view)."""
+    import json
+
+    groups: Dict[Tuple[Any, ...], int] = {}
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".json"):
+            continue
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        for row in data.get("connections", ()):
+            key = tuple(row.get(f) for f in _FIELDS)
+            groups[key] = groups.get(key, 0) + int(row.get("count", 1))
+    rows = []
+    for key, count in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        row = dict(zip(_FIELDS, key))
+        row["count"] = count
+        rows.append(row)
+    return Report(rows)

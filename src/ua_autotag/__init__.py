@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing import Any, ContextManager, Iterable, Optional, Union
 
     from .engine import Status
+    from .engine.attribution import CustomerCode
     from .ledger import Report
     from .settings import Settings
 
@@ -30,6 +31,7 @@ __all__ = [
     "Settings",
     "UserAgent",
     "__version__",
+    "customer_code",
     "instrument",
     "is_instrumented",
     "report",
@@ -156,6 +158,25 @@ def report(
     if format is not None:
         ledger.print_at_exit(format, file)
     return result
+
+
+def customer_code() -> CustomerCode:
+    """Hand over to the customer's code: what runs inside is attributed as theirs.
+
+    For a product that calls back into its user's code (an orchestrator running tasks,
+    an adapter or provider running hooks)::
+
+        with ua_autotag.customer_code():
+            callback()
+
+    or ``@ua_autotag.customer_code()`` on a sync or async function, or ``async with``.
+    Connections opened inside get what the customer's own code would get: the process
+    default or nothing. Objects pinned to a product (its engines, pools, clients) keep
+    their product; a ``user_agent()`` scope still wins. Per thread and asyncio task.
+    """
+    from .engine import attribution
+
+    return attribution.customer_code()
 
 
 def __getattr__(name: str) -> Any:

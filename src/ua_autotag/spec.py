@@ -84,7 +84,10 @@ class Patch(NamedTuple):
     ``pin_from``, the product of an argument already pinned (an SDK client built from a
     product's ``Config``); ``pin="use"`` on a method that opens connections attributes
     them to that recorded product, on whatever thread (on a tagging patch, the one
-    wrapper does both).
+    wrapper does both); ``pin="fill"`` on a method that opens connections to fill a pool
+    does the same, and when no product created the pool (the customer did, or it is
+    older than ua-autotag's activation) attributes them to customer code - never to
+    whoever triggered the fill.
 
     Availability: ``optional`` patches may be absent in some versions (no warning);
     without one, a missing non-optional patch makes the integration "partial" (one
@@ -134,14 +137,15 @@ def pool_pins(
     module: str, cls: str, opens: str, when: Optional[str] = "", optional: bool = True
 ) -> Tuple[Patch, Patch]:
     """The two pins of a pool class: its constructor records the creating product, its
-    ``opens`` method connects as that product (from whatever thread runs it).
+    ``opens`` method connects as that product (from whatever thread runs it), or as
+    customer code for a pool no product created (``pin="fill"``).
 
     ``when`` defaults to ``module`` (a module the client does not import itself).
     """
     trigger = module if when == "" else when
     return (
         Patch(module, f"{cls}.__init__", pin="create", when=trigger, optional=optional),
-        Patch(module, f"{cls}.{opens}", pin="use", when=trigger, optional=optional),
+        Patch(module, f"{cls}.{opens}", pin="fill", when=trigger, optional=optional),
     )
 
 

@@ -123,7 +123,11 @@ def _patch_roles(patch: Any) -> List[str]:
     roles = ["tags"] if patch.tags else []
     if patch.span:
         roles.append("connect span")
-    pin = {"create": "pins its creator", "use": "connects as its pin"}.get(patch.pin or "")
+    pin = {
+        "create": "pins its creator",
+        "use": "connects as its pin",
+        "fill": "fills the pool as its creator, else as customer code",
+    }.get(patch.pin or "")
     return roles + ([pin] if pin else [])
 
 

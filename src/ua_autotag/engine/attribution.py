@@ -8,9 +8,14 @@ request of a long-lived object. Both apply one rule (:func:`_rule`), in order:
    layers (requests -> urllib3) tag for the same product;
 3. the owner: the pin of the object making the request, else the pin in force
    (long-lived objects - engines, pools, SDK clients - remember the product whose code
-   created them and set it while they open connections, on whatever thread), else the
-   innermost frame on the call stack whose module belongs to a registered package
-   (product A calls into product B and B connects: it is B's);
+   created them and set it while they open connections, on whatever thread; a pool
+   nobody's product created fills as :data:`CUSTOMER`: no product), else the innermost
+   frame on the call stack whose module belongs to a registered package (product A
+   calls into product B and B connects: it is B's; a ``__main__`` run by ``python -m``
+   counts as its real module name). Inside :func:`customer_code` (a :class:`HandOver`
+   in force) the walk stops where the product handed over and skips that product's
+   frames: the customer's code inside gets what it would get on its own, and products
+   it calls in turn get theirs;
 4. the process default (``instrument()`` without ``packages``);
 5. nothing: the call is left exactly as the caller made it.
 
@@ -34,11 +39,16 @@ if TYPE_CHECKING:
     from typing import Any, Dict, Iterator, Optional, Tuple
 
 __all__ = [
+    "CUSTOMER",
     "PIN",
+    "CustomerCode",
+    "HandOver",
     "Product",
     "State",
     "creator",
     "current",
+    "customer_code",
+    "filler",
     "for_object",
     "pin",
     "pin_of",
@@ -102,6 +112,48 @@ class State:
         return ((self.default,) if self.default is not None else ()) + tuple(found)
 
 
+#: the owner "nobody's product": in force it ends the owner step (no stack walk), so the
+#: call gets the process default or nothing. Set while a pool that no product created
+#: fills itself (:func:`filler`), whoever triggered the fill.
+CUSTOMER = Product.__new__(Product)
+CUSTOMER.settings, CUSTOMER.packages = None, ()
+
+
+class HandOver(Product):
+    """In force inside :func:`customer_code`: where a product handed over to its user's code.
+
+    ``boundary`` is the frame that entered the hand-over (frames outside it are not
+    looked at) and ``giver`` the module it runs (its product's frames are skipped).
+    """
+
+    __slots__ = ("boundary", "giver")
+
+    def __init__(self, boundary: Any, giver: Optional[str]) -> None:
+        self.settings, self.packages = None, ()
+        self.boundary, self.giver = boundary, giver
+
+    def owner(self, st: State, depth: int) -> Optional[Product]:
+        """The innermost product, other than the giver's, between here and the boundary."""
+        giver = st.product_of_module(self.giver)
+        frame: Any = _getframe(depth)
+        boundary = self.boundary
+        while frame is not None and frame is not boundary:
+            product = st.product_of_module(_module_name(frame.f_globals))
+            if product is not None and product is not giver:
+                return product
+            frame = frame.f_back
+        return None
+
+
+def _module_name(namespace: Dict[str, Any]) -> Any:
+    """The module a frame runs: ``__name__``, or for ``__main__`` the name it was run as
+    (``python -m pkg.mod``, ``runpy``: ``__spec__.name``)."""
+    name = namespace.get("__name__")
+    if name == "__main__":
+        name = getattr(namespace.get("__spec__"), "name", None) or name
+    return name
+
+
 _STATE: Optional[State] = None
 _SCOPED: contextvars.ContextVar[Optional[Settings]] = contextvars.ContextVar(
     "ua_autotag_scoped", default=None
@@ -143,6 +195,8 @@ def from_stack(st: State, depth: int = 2) -> Optional[Product]:
         if namespace is not last:
             last = namespace
             name = namespace.get("__name__")
+            if name == "__main__":  # `python -m pkg.mod`, runpy: the module's real name
+                name = _module_name(namespace)
             try:
                 product = cache[name]
             except KeyError:
@@ -189,12 +243,23 @@ def _rule(obj: Any, depth: int) -> Optional[Settings]:
 
 
 def _owner(st: State, obj: Any, depth: int) -> Optional[Product]:
-    """Step 3 of the rule: ``obj``'s pin, else the pin in force, else the stack."""
+    """Step 3 of the rule: ``obj``'s pin, else the pin in force, else the stack.
+
+    A pin in force without settings: :data:`CUSTOMER` (nobody), a :class:`HandOver`
+    (the stack up to it), or a removed product's (the stack).
+    """
     product = pin_of(obj) if obj is not None else None
     if product is None:
         product = _PINNED.get()
-        if product is None or product.settings is None:
+        if product is None:
             product = from_stack(st, depth + 1)
+        elif product.settings is None:
+            if product is CUSTOMER:
+                return None
+            if isinstance(product, HandOver):
+                product = product.owner(st, depth + 1)
+            else:
+                product = from_stack(st, depth + 1)
     return product if product is not None and product.settings is not None else None
 
 
@@ -250,6 +315,13 @@ def pin_of(obj: Any) -> Optional[Product]:
     except Exception:
         return None
     return product if product is not None and product.settings is not None else None
+
+
+def filler(pool: Any) -> Product:
+    """Who a connection opened to fill ``pool`` belongs to: the product that created the
+    pool, else :data:`CUSTOMER` (a pool the customer created, or one made before
+    ua-autotag was active), never whoever happened to find the pool empty."""
+    return pin_of(pool) or CUSTOMER
 
 
 def pin(obj: Any, product: Optional[Product]) -> None:
@@ -365,6 +437,74 @@ class pinned:
     def __exit__(self, *exc: Any) -> None:
         if self.token is not None:
             _PINNED.reset(self.token)
+
+
+class CustomerCode:
+    """Body of ``ua_autotag.customer_code()``: what runs inside is the customer's code.
+
+    A product (an orchestrator, an adapter, a provider) calling back into its user's code
+    hands the attribution over: connections opened inside get what the customer's own
+    code gets - the process default or nothing, or another product's value when the
+    customer's code calls that product. Objects pinned to a product keep their product; a
+    ``user_agent()`` scope still wins. A context manager (``with`` and ``async with``) and
+    a decorator of sync and async functions; per thread and task (a contextvar).
+    """
+
+    __slots__ = ("tokens",)
+
+    def __init__(self) -> None:
+        self.tokens: list[Any] = []
+
+    def _enter(self, frame: Any, giver: Optional[str]) -> CustomerCode:
+        self.tokens.append(_PINNED.set(HandOver(frame, giver)))
+        return self
+
+    def __enter__(self) -> CustomerCode:
+        frame = _getframe(1)
+        return self._enter(frame, _module_name(frame.f_globals))
+
+    def __exit__(self, *exc: Any) -> None:
+        _PINNED.reset(self.tokens.pop())
+
+    async def __aenter__(self) -> CustomerCode:
+        frame = _getframe(1)
+        return self._enter(frame, _module_name(frame.f_globals))
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.__exit__()
+
+    def __call__(self, func: Any) -> Any:
+        """Decorate ``func``: its body, and what it calls, run as customer code."""
+        import functools
+        import inspect
+
+        giver = _module_name(getattr(func, "__globals__", None) or {"__name__": func.__module__})
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                token = _PINNED.set(HandOver(_getframe(0), giver))
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    _PINNED.reset(token)
+
+            return run_async
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            token = _PINNED.set(HandOver(_getframe(0), giver))
+            try:
+                return func(*args, **kwargs)
+            finally:
+                _PINNED.reset(token)
+
+        return run
+
+
+def customer_code() -> CustomerCode:
+    """See :class:`CustomerCode` (``ua_autotag.customer_code``)."""
+    return CustomerCode()
 
 
 def scope(ua: UserAgent) -> Iterator[UserAgent]:

@@ -233,7 +233,8 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
 
 
 def pin_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
-    """``pin="create"``: remember the creating product; ``"use"``: connect as it."""
+    """``pin="create"``: remember the creating product; ``"use"``: connect as it;
+    ``"fill"`` (a pool filling itself): as it, or as nobody's product when none created it."""
     creator, pin, pin_of, pinned = (
         attribution.creator,
         attribution.pin,
@@ -262,8 +263,10 @@ def pin_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
 
         return create
 
+    owner_of = attribution.filler if patch.pin == "fill" else pin_of
+
     def owner(instance: Any) -> Any:
-        return pin_of(instance) if applied.on and instance is not None else None
+        return owner_of(instance) if applied.on and instance is not None else None
 
     if is_async:
 

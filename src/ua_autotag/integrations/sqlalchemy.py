@@ -20,6 +20,7 @@ INTEGRATION = Integration(
     patches=(
         *pool_pins("sqlalchemy.pool.base", "Pool", "_create_connection", when=None),
         Patch("sqlalchemy.engine.base", "Engine.__init__", pin="create", optional=True),
-        Patch("sqlalchemy.engine.base", "Engine.dispose", pin="use", optional=True),
+        # dispose() makes the engine's next pool: it belongs to the engine's creator
+        Patch("sqlalchemy.engine.base", "Engine.dispose", pin="fill", optional=True),
     ),
 )

@@ -85,6 +85,8 @@ MATRIX = [
     ("psycopg-3.1.0", PYTHON, ["psycopg==3.1", "psycopg-pool==3.1"], ["test_psycopg.py"]),
     ("psycopg-3.3.9", PYTHON, ["psycopg[binary]==3.3.9", "psycopg-pool==3.3.3"],
      ["test_psycopg.py"]),
+    ("pg8000-1.29.0", PYTHON, ["pg8000==1.29.0"], ["test_pg8000.py"]),
+    ("pg8000-1.31.6", PYTHON, ["pg8000==1.31.6"], ["test_pg8000.py"]),
     # psycopg2 < 2.9.2 does not import on Python 3.11 (2.8.0-2.8.5 do not even compile on
     # 3.10+): the 2.8 floor runs on Python 3.9, 2.9.2 (built from source: no 3.11 wheel
     # before 2.9.5) is the floor on 3.11

@@ -66,6 +66,14 @@ CATALOG: Dict[str, CatalogEntry] = {
         watch=("psycopg2.pool",),
     ),
     "asyncpg": CatalogEntry("asyncpg", "application_name", ("asyncpg",)),
+    "pg8000": CatalogEntry("pg8000", "application_name", ("pg8000",)),
+    "connectorx": CatalogEntry("connectorx", "application_name", ("connectorx",)),
+    "adbc_postgresql": CatalogEntry(
+        "adbc_driver_postgresql",
+        "application_name",
+        ("adbc-driver-postgresql",),
+        ("PGAPPNAME",),
+    ),
     "sqlalchemy": CatalogEntry("sqlalchemy", None, ("SQLAlchemy",)),
     "databricks_sdk": CatalogEntry("databricks.sdk", "http-user-agent", ("databricks-sdk",)),
     "databricks_sql": CatalogEntry(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.cli.conftest import UA, clean_env, cli, one_line_error
+from ua_autotag.catalog import CATALOG
 from ua_autotag.engine import patcher as registry
 
 SECRETS = {
@@ -12,6 +13,9 @@ SECRETS = {
     "PGPASSWORD": "pg-s3cret-pw",
     "DATABRICKS_CLIENT_SECRET": "oauth-s3cret",
 }
+
+#: every integration carrying application_name (the 63-byte limit)
+POSTGRES = tuple(n for n, e in CATALOG.items() if e.carrier == "application_name")
 
 
 def _doctor(**env: str) -> tuple:
@@ -58,7 +62,7 @@ def test_doctor_checks_each_carrier_limit() -> None:
 
     # with every PostgreSQL integration off the value is usable; the carrier says why not there
     status, report = _doctor(UA_AUTOTAG_USER_AGENT=long_ua,
-                             UA_AUTOTAG_DISABLED_INTEGRATIONS="psycopg,psycopg2,asyncpg")
+                             UA_AUTOTAG_DISABLED_INTEGRATIONS=",".join(POSTGRES))
     assert status == 0
     carriers = {c["carrier"]: c for c in report["carriers"]}
     assert carriers["application_name"]["status"] == "too long"

@@ -19,6 +19,7 @@ import pytest
 from tests import pg
 from tests.cli.conftest import SCRIPT, UA, clean_env, cli, one_line_error
 from ua_autotag.bootstrap import DIRECTORY
+from ua_autotag.catalog import CATALOG
 
 ME_PATH = "/api/2.0/preview/scim/v2/Me"
 
@@ -316,7 +317,8 @@ def test_empty_user_agent_names_the_rule_not_a_missing_value() -> None:
 
 
 LONG_UA = "AcmePartner_" + "D" * 60 + "/3.5"  # 76 bytes: over application_name's 63
-POSTGRES = ("psycopg", "psycopg2", "asyncpg")
+#: every integration carrying application_name (the 63-byte limit)
+POSTGRES = tuple(n for n, e in CATALOG.items() if e.carrier == "application_name")
 
 
 def test_63_byte_error_names_the_option_and_the_way_out(tmp_path: Path) -> None:

@@ -40,13 +40,14 @@ DIALECTS = {
     # asyncpg.connect() takes no application_name keyword: SQLAlchemy passes URL query
     # keys as keywords, so an ?application_name= URL fails without us too
     "asyncpg": ("asyncpg", True, False),
+    "pg8000": ("pg8000", False, True),
 }
 #: the psycopg 3 dialects came with SQLAlchemy 2.0; the version matrix runs 1.4 too
 SQLALCHEMY_2 = int(sqlalchemy.__version__.split(".")[0]) >= 2
 if not SQLALCHEMY_2:
     DIALECTS = {name: spec for name, spec in DIALECTS.items() if spec[0] != "psycopg"}
 DRIVER_NAME = {"psycopg": "psycopg", "psycopg2": "psycopg2", "psycopg_async": "psycopg",
-               "asyncpg": "asyncpg"}
+               "asyncpg": "asyncpg", "pg8000": "pg8000"}
 CASES = [
     (dialect, source, kind)
     for dialect, (_, _, query_ok) in DIALECTS.items()
@@ -164,7 +165,7 @@ def test_creator_function(dialect: str, pg_dsn: str, spans: Any) -> None:
 def fresh_results(pg_dsn: str) -> dict[str, str]:
     return run_fresh(
         "tests.integrations.test_sqlalchemy_postgres",
-        ("sqlalchemy", "psycopg", "psycopg2", "asyncpg"),
+        ("sqlalchemy", "psycopg", "psycopg2", "asyncpg", "pg8000"),
     )
 
 

@@ -11,14 +11,18 @@ from . import debug, own_value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # no typing at run time: the launcher merges PGAPPNAME through here
-    from typing import Any, Mapping, Optional, Tuple
+    from typing import Any, List, Mapping, Optional, Tuple
 
 __all__ = [
     "APPLICATION_NAME_LIMIT",
+    "conninfo_parameter",
     "libpq_application_name",
     "merge_application_name",
     "pg_display_bytes",
     "pgappname",
+    "uri_parameter",
+    "with_conninfo_parameter",
+    "with_uri_parameter",
 ]
 
 APPLICATION_NAME_LIMIT = 63  # NAMEDATALEN - 1: PostgreSQL silently cuts the rest
@@ -132,3 +136,82 @@ def pgappname(existing: Optional[str], ours: str, mode: str, fallback: Optional[
     3. ``fallback_application_name`` is shown only when ``PGAPPNAME`` is unset.
     """
     return merge_application_name(existing or fallback, ours, mode)
+
+
+# ------------------------------------------------ a parameter inside a URI or conninfo
+#
+# For clients that take one connection string and nothing else (connectorx, ADBC): the
+# value goes into the string itself. Only the one parameter is read or rewritten; the
+# rest of the string (credentials included) is kept byte for byte and never logged.
+
+URI_SCHEMES = ("postgresql://", "postgres://")
+
+
+def uri_parameter(uri: str, name: str) -> Optional[str]:
+    """The percent-decoded value of ``?name=`` in a PostgreSQL URI (the last one wins);
+    None if absent. ``+`` stays ``+``: libpq and rust-postgres decode ``%XX`` only."""
+    from urllib.parse import unquote
+
+    found = None
+    for part in uri.partition("?")[2].split("&"):
+        key, eq, value = part.partition("=")
+        if eq and key == name:
+            found = unquote(value)
+    return found
+
+
+def with_uri_parameter(uri: str, name: str, value: str) -> str:
+    """``uri`` with ``?name=value`` (percent-encoded) in place of any ``name`` it had."""
+    from urllib.parse import quote
+
+    base, _, query = uri.partition("?")
+    kept = [p for p in query.split("&") if p and p.partition("=")[0] != name]
+    kept.append(f"{name}={quote(value, safe='')}")
+    return f"{base}?{'&'.join(kept)}"
+
+
+def _conninfo_pairs(conninfo: str) -> List[Tuple[str, str]]:
+    """``key = value`` pairs of a libpq conninfo string, parsed as libpq does (values
+    bare or single-quoted, backslash escapes); stops at the first malformed pair."""
+    pairs: List[Tuple[str, str]] = []
+    text, i, n = conninfo, 0, len(conninfo)
+    while i < n:
+        while i < n and text[i].isspace():
+            i += 1
+        start = i
+        while i < n and text[i] != "=" and not text[i].isspace():
+            i += 1
+        key = text[start:i]
+        while i < n and text[i].isspace():
+            i += 1
+        if not key or i >= n or text[i] != "=":
+            break
+        i += 1
+        while i < n and text[i].isspace():
+            i += 1
+        quoted = i < n and text[i] == "'"
+        i += quoted
+        chars = []
+        while i < n and (text[i] != "'" if quoted else not text[i].isspace()):
+            if text[i] == "\\" and i + 1 < n:
+                i += 1
+            chars.append(text[i])
+            i += 1
+        i += quoted
+        pairs.append((key, "".join(chars)))
+    return pairs
+
+
+def conninfo_parameter(conninfo: str, name: str) -> Optional[str]:
+    """The value of ``name`` in a ``key=value`` conninfo string (the last one wins)."""
+    found = None
+    for key, value in _conninfo_pairs(conninfo):
+        if key == name:
+            found = value
+    return found
+
+
+def with_conninfo_parameter(conninfo: str, name: str, value: str) -> str:
+    """``conninfo`` with ``name='value'`` appended: libpq keeps the last of a repeated key."""
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"{conninfo.rstrip()} {name}='{escaped}'"

@@ -232,6 +232,73 @@ def parse_dsn(dsn: str) -> Dict[str, str]:
     return dict(part.split("=", 1) for part in shlex.split(dsn) if "=" in part)
 
 
+def _pg_uri(dsn: str) -> str:
+    """``dsn`` as a ``postgresql://`` URI (connectorx reads nothing else)."""
+    if dsn.startswith(("postgres://", "postgresql://")):
+        return dsn
+    from urllib.parse import quote
+
+    params = parse_dsn(dsn)
+    user = quote(params.get("user") or os.environ.get("PGUSER") or "postgres", safe="")
+    password = params.get("password")
+    auth = f"{user}:{quote(password, safe='')}" if password else user
+    host = params.get("host") or os.environ.get("PGHOST") or "127.0.0.1"
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    dbname = quote(params.get("dbname") or params.get("user") or "postgres", safe="")
+    if host.startswith("/"):
+        return f"postgresql://{auth}@/{dbname}?host={quote(host, safe='')}&port={port}"
+    return f"postgresql://{auth}@{host}:{port}/{dbname}"
+
+
+def probe_pg8000(job: Job) -> Result:
+    import pg8000.dbapi
+
+    def connect(dsn: str) -> Optional[str]:
+        params = parse_dsn(_pg_uri(dsn))
+        kwargs: Dict[str, Any] = {"user": params.get("user") or "postgres", "timeout": 5}
+        host = params.get("host") or "127.0.0.1"
+        if host.startswith("/"):
+            kwargs["unix_sock"] = f"{host}/.s.PGSQL.{params.get('port') or 5432}"
+        else:
+            kwargs["host"], kwargs["port"] = host, int(params.get("port") or 5432)
+        for key, arg in (("dbname", "database"), ("password", "password")):
+            if params.get(key):
+                kwargs[arg] = params[key]
+        conn = pg8000.dbapi.connect(**kwargs)
+        try:
+            cur = conn.cursor()
+            cur.execute(_APP_SQL)
+            row = cur.fetchone()
+            return None if row is None else str(row[0])
+        finally:
+            conn.close()
+
+    return _pg_try(job, connect)
+
+
+def probe_connectorx(job: Job) -> Result:
+    import connectorx
+
+    def connect(dsn: str) -> Optional[str]:
+        # the connection is closed when read_sql returns: the query reads its own row
+        table = connectorx.read_sql(_pg_uri(dsn), _APP_SQL, return_type="arrow")
+        return str(table.column(0)[0].as_py())
+
+    return _pg_try(job, connect)
+
+
+def probe_adbc_postgresql(job: Job) -> Result:
+    import adbc_driver_postgresql.dbapi
+
+    def connect(dsn: str) -> Optional[str]:
+        with adbc_driver_postgresql.dbapi.connect(_pg_uri(dsn)) as conn, conn.cursor() as cur:
+            cur.execute(_APP_SQL)
+            row = cur.fetchone()
+            return None if row is None else str(row[0])
+
+    return _pg_try(job, connect)
+
+
 def probe_psycopg(job: Job) -> Result:
     import psycopg
 
@@ -395,6 +462,9 @@ PROBES: Dict[str, Callable[[Job], Result]] = {
     "psycopg": probe_psycopg,
     "psycopg2": probe_psycopg2,
     "asyncpg": probe_asyncpg,
+    "pg8000": probe_pg8000,
+    "connectorx": probe_connectorx,
+    "adbc_postgresql": probe_adbc_postgresql,
     "pyodbc": probe_pyodbc,
 }
 

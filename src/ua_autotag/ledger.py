@@ -175,7 +175,7 @@ def _current_settings() -> Any:
         return None
 
 
-#: co_filename -> what its frames are: "" skip (ours, socket), "std" standard library,
+#: co_filename -> what its frames are: "-" skip (ours, socket), "std" standard library,
 #: "user" the caller's code, else the top-level package of an installed library
 _FILES: Dict[str, str] = {}
 
@@ -188,7 +188,7 @@ def _file_kind(filename: str, module: str) -> str:
             _STDLIB = _stdlib_dirs()
         norm = os.path.normcase(filename)
         if module.startswith(_SKIP_PREFIXES) or module == "socket":
-            kind = ""
+            kind = "-"
         elif "site-packages" in norm or "dist-packages" in norm:
             kind = module.split(".")[0] or "?"
         elif norm.startswith(_STDLIB):
@@ -215,20 +215,34 @@ def _opener() -> Tuple[str, str]:
             return client or "?", f"{code.co_filename}:{frame.f_lineno}"
         if kind == "std":
             client = frame.f_globals.get("__name__", "") or client
-        elif kind:
+        elif kind != "-":
             client = kind
         frame = frame.f_back
     return client or "?", "?"
 
 
+_LABELS: Dict[int, Tuple[Any, str]] = {}
+
+
+def _label(settings: Any) -> str:
+    """``settings.label``, kept per settings object (it is computed on each read)."""
+    known = _LABELS.get(id(settings))
+    if known is not None and known[0] is settings:
+        return known[1]
+    if len(_LABELS) > 64:
+        _LABELS.clear()
+    label: str = settings.label
+    _LABELS[id(settings)] = (settings, label)
+    return label
+
+
 def _untagged(kind: str, host: str, port: Optional[int]) -> None:
     client, location = _opener()
-    attribution = sys.modules.get("ua_autotag.engine.attribution")
-    state = attribution.state() if attribution is not None else None
+    state = _state()
     if state is None:
         product = "-"
     elif not state.products and state.default is not None:
-        product = state.default.label  # no walk needed: the default is the only one
+        product = _label(state.default)  # no walk needed: the default is the only one
     else:
         settings = _current_settings()
         product = settings.label if settings is not None else "-"

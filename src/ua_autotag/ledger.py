@@ -120,6 +120,8 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
     elif event == "socket.getaddrinfo" and _ON:
         try:
             host, port = args[0], args[1]
+            if type(port) is not int:  # "443" here, 443 at connect
+                port = _port(port)
             if host and port is not None:
                 _local.lookup = (port, host)
                 _last_lookup[port] = host

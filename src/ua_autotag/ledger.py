@@ -43,6 +43,7 @@ NATIVE_NOTE = (
     "integrations only; Node.js and Java child processes are not listed"
 )
 _PG_PORTS = {5432}
+_modules = sys.modules
 _ON = False
 _INSTALLED = False
 _rows: Dict[Tuple[Any, ...], int] = {}
@@ -96,10 +97,14 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
                 if type(port) is not int or type(host) is not str:
                     host, port = _normal(host, port)
                 endpoints = _pg_endpoints
-                if port in _PG_PORTS or (host, port) in endpoints or (ip, port) in endpoints:
+                if port in _PG_PORTS or (
+                    endpoints and ((host, port) in endpoints or (ip, port) in endpoints)
+                ):
                     kind = "postgresql"
                 else:
-                    rules = _rules if _rules_key is _state() else _host_rules()
+                    attribution = _modules.get("ua_autotag.engine.attribution")
+                    state = attribution.state() if attribution is not None else None
+                    rules = _rules if _rules_key is state else _host_rules()
                     if not rules.match(host):
                         return
                     kind = "databricks"
@@ -259,47 +264,49 @@ def record(handle: ConnectSpan, exc: Optional[BaseException]) -> None:
     value = handle.sent or handle.value
     if value is None:
         return  # nothing was tagged (tagging failed or the layer does not tag)
-    if _carrier(handle.integration) in _REST_CARRIERS:
-        targets = list(dict.fromkeys(handle.sockets))
-        if not targets:
-            return  # no connection opened by this call (kept alive, or not Databricks)
-    else:
-        host = _host_of(handle.address) if handle.address else None
-        kind = "postgresql" if handle.system == "postgresql" else "databricks"
-        if kind == "postgresql" and host and handle.port is not None:
-            _pg_endpoints.add((host, handle.port))
-        targets = [(kind, host or "?", handle.port)]
+    integration = handle.integration
     outcome = "tagged" if exc is None else "tagged (connect failed)"
-    for kind, host, port in targets:
-        key = (outcome, handle.integration, handle.product, kind, host, port, value, None)
-        _rows[key] = _rows.get(key, 0) + 1
+    carrier = _CARRIERS.get(integration)
+    if carrier is None:
+        carrier = _carrier(integration)
+    if carrier in _REST_CARRIERS:
+        # no socket opened inside: a kept-alive connection, or not a Databricks host
+        for kind, host, port in dict.fromkeys(handle.sockets):
+            key = (outcome, integration, handle.product, kind, host, port, value, None)
+            _rows[key] = _rows.get(key, 0) + 1
+        return
+    address, port = handle.address, handle.port
+    host = (_HOSTS.get(address) or _host_of(address) or "?") if address else "?"
+    if handle.system == "postgresql":
+        kind = "postgresql"
+        if port is not None:
+            _pg_endpoints.add((host, port))
+    else:
+        kind = "databricks"
+    key = (outcome, integration, handle.product, kind, host, port, value, None)
+    _rows[key] = _rows.get(key, 0) + 1
 
 
-_CARRIERS: Dict[str, Optional[str]] = {}
+_CARRIERS: Dict[str, str] = {}
 _HOSTS: Dict[str, Optional[str]] = {}
 
 
-def _carrier(integration: str) -> Optional[str]:
-    try:
-        return _CARRIERS[integration]
-    except KeyError:
-        from .catalog import CATALOG
+def _carrier(integration: str) -> str:
+    """The integration's carrier ("" for none), kept per integration."""
+    from .catalog import CATALOG
 
-        entry = CATALOG.get(integration)
-        carrier = _CARRIERS[integration] = entry.carrier if entry is not None else None
-        return carrier
+    entry = CATALOG.get(integration)
+    carrier = _CARRIERS[integration] = (entry.carrier if entry is not None else None) or ""
+    return carrier
 
 
 def _host_of(address: str) -> Optional[str]:
-    try:
-        return _HOSTS[address]
-    except KeyError:
-        from .hosts import host_of
+    from .hosts import host_of
 
-        if len(_HOSTS) > 1024:
-            _HOSTS.clear()
-        host = _HOSTS[address] = host_of(address)
-        return host
+    if len(_HOSTS) > 1024:
+        _HOSTS.clear()
+    host = _HOSTS[address] = host_of(address)
+    return host
 
 
 _FIELDS = ("status", "client", "product", "endpoint_kind", "host", "port", "value", "location")

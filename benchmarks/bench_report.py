@@ -154,10 +154,10 @@ def main() -> None:
         out.emit(
             compare("report", "the hook's work for one connection (2 events)", samples,
                     "empty hook (floor)", inner, {
-                        "report on, Databricks host, untagged (a row)": (
-                            "added <= 2 us per connection",
-                            lambda r: r.diff_median <= 2 * us,
-                        )}),
+                        "report on, other host (ignored)": budget,
+                        "report on, Databricks host, untagged (a row)": budget,
+                        "report on, inside a tagging layer": budget,
+                    }),
             "== report: the audit hook alone, per connection",
         )  # fmt: skip
 

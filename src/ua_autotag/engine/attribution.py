@@ -1,7 +1,7 @@
 """Which product a connection belongs to: scopes, pins, the call stack, the process default.
 
 Every wrapper asks :func:`current` once per connect, or :func:`for_object` once per
-request of a long-lived object. Both apply one rule (:func:`_rule`), in order:
+request of a long-lived object (the same function). The rule, in order:
 
 1. an active ``with ua_autotag.user_agent(...)`` scope (a contextvar);
 2. what an outer tagging layer of the same call decided (:func:`decide`), so inner
@@ -212,10 +212,9 @@ def from_stack(st: State, depth: int = 2) -> Optional[Product]:
     return None
 
 
-def _rule(obj: Any, depth: int) -> Optional[Settings]:
-    """THE attribution rule; every entry below asks it.
-
-    ``depth``: the first frame of the stack walk, counted from this function (0).
+def current(obj: Any = None) -> Optional[Settings]:
+    """THE attribution rule: the settings that tag a connection opened here, now (by the
+    long-lived object ``obj``, if given); None: leave it alone.
 
     1. a ``with ua_autotag.user_agent(...)`` scope;
     2. what an outer layer of this same call decided (:func:`decide`: requests ->
@@ -234,7 +233,7 @@ def _rule(obj: Any, depth: int) -> Optional[Settings]:
     if decided is not None:
         return decided
     if st.by_package:  # no product registered: nobody owns anything
-        product = _owner(st, obj, depth + 1)
+        product = _owner(st, obj, 2)
         if product is not None:
             settings = product.settings
             if settings is not None:
@@ -243,7 +242,8 @@ def _rule(obj: Any, depth: int) -> Optional[Settings]:
 
 
 def _owner(st: State, obj: Any, depth: int) -> Optional[Product]:
-    """Step 3 of the rule: ``obj``'s pin, else the pin in force, else the stack.
+    """Step 3 of the rule: ``obj``'s pin, else the pin in force, else the stack (walked
+    from frame ``depth``, this function's own being 0).
 
     A pin in force without settings: :data:`CUSTOMER` (nobody), a :class:`HandOver`
     (the stack up to it), or a removed product's (the stack).
@@ -263,18 +263,9 @@ def _owner(st: State, obj: Any, depth: int) -> Optional[Product]:
     return product if product is not None and product.settings is not None else None
 
 
-def current() -> Optional[Settings]:
-    """The settings that tag a connection opened here, now; None: leave it alone."""
-    return _rule(None, 2)
-
-
-def for_object(obj: Any) -> Optional[Settings]:
-    """:func:`current` for a request made by a long-lived object: its own pin is the owner.
-
-    Per-request carriers (SDK header, REST) call this: a pinned object costs a scope
-    check and a dict lookup, no stack walk.
-    """
-    return _rule(obj, 2)
+#: :func:`current` for a request made by a long-lived object (per-request carriers: SDK
+#: header, REST): a pinned object costs a scope check and a dict lookup, no stack walk
+for_object = current
 
 
 def creator() -> Optional[Product]:

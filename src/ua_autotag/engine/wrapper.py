@@ -82,7 +82,7 @@ class Applied:
 
 
 def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
-    """The wrapt wrapper of a tagging (or span) patch: :func:`guard`, then the body."""
+    """The wrapt wrapper of a tagging (or span) patch: the guard, then the body."""
     spec = applied.spec
     name, system, carrier = spec.name, spec.system, spec.carrier
     limit = CARRIERS[carrier].max_bytes if carrier is not None else None
@@ -97,17 +97,6 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
     decide, undecide = attribution.decide, attribution.undecide
     products_registered, pin_of = attribution.products_registered, attribution.pin_of
     may_record, span_now = telemetry.may_record, telemetry.current
-
-    def guard(instance: Any) -> Optional[Settings]:
-        """The settings that tag this call; None: call straight through."""
-        if not applied.on:
-            return None
-        settings = current() if resolver is None else resolver(instance)
-        if settings is None or name not in settings.active:
-            return None
-        if passive and not (want_span and settings.spans):
-            return None
-        return settings
 
     def tag_for(settings: Settings) -> Tag:
         """The :class:`Tag` of ``settings`` for this carrier (built once, then cached)."""
@@ -188,35 +177,34 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
         if span is not None:
             span.finish(exc)
 
-    if is_async:
-
-        async def body_async(
-            settings: Settings, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs
-        ) -> Any:
-            span, token, tag, args, kwargs = enter(settings, instance, args, kwargs)
-            try:
-                result = await wrapped(*args, **kwargs)
-                if tag is not None and after is not None:
-                    result = after_step(tag, instance, args, kwargs, result)
-            except BaseException as exc:
-                leave(span, token, exc)
-                raise
-            leave(span, token, None)
-            return result
-
-        def async_wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-            # the guard runs now, in the caller's context and on the caller's stack
-            settings = guard(instance)
-            if settings is None:
-                return wrapped(*args, **kwargs)
-            return body_async(settings, wrapped, instance, args, kwargs)
-
-        return async_wrapper
+    async def body_async(
+        settings: Settings, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs
+    ) -> Any:
+        """The body below, with the call awaited."""
+        span, token, tag, args, kwargs = enter(settings, instance, args, kwargs)
+        try:
+            result = await wrapped(*args, **kwargs)
+            if tag is not None and after is not None:
+                result = after_step(tag, instance, args, kwargs, result)
+        except BaseException as exc:
+            leave(span, token, exc)
+            raise
+        leave(span, token, None)
+        return result
 
     def wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-        settings = guard(instance)
-        if settings is None:
+        # the guard: is the integration on, is there a value for this call, is the
+        # integration active in it, has a span-only layer a span to open
+        if not applied.on:
             return wrapped(*args, **kwargs)
+        settings = current() if resolver is None else resolver(instance)
+        if settings is None or name not in settings.active:
+            return wrapped(*args, **kwargs)
+        if passive and not (want_span and settings.spans):
+            return wrapped(*args, **kwargs)
+        if is_async:  # decided now, in the caller's context and on the caller's stack
+            return body_async(settings, wrapped, instance, args, kwargs)
+        # the body: the same for every case (span or not, products or not, errors)
         span, token, tag, args, kwargs = enter(settings, instance, args, kwargs)
         try:
             result = wrapped(*args, **kwargs)

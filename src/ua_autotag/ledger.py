@@ -43,6 +43,7 @@ NATIVE_NOTE = (
     "integrations only; Node.js and Java child processes are not listed"
 )
 _PG_PORTS = {5432}
+threading_ident: Any = None  # threading.get_ident, bound by enable()
 _modules = sys.modules
 _ON = False
 _INSTALLED = False
@@ -255,6 +256,29 @@ def _untagged(kind: str, host: str, port: Optional[int]) -> None:
         product = settings.label if settings is not None else "-"
     key = ("untagged", client, product, kind, host, port, None, location)
     _rows[key] = _rows.get(key, 0) + 1
+    if kind == "databricks":
+        # a REST layer of this thread may still claim it: aiohttp opens the connection
+        # before the layer that tags the request on it runs (``ClientRequest.send``)
+        if len(_pending) > 256:
+            _pending.clear()
+        _pending[(threading_ident(), host, port)] = key
+
+
+#: (thread, host, port) -> the untagged row of a socket a REST layer may claim
+_pending: Dict[Tuple[Any, Optional[str], Optional[int]], Tuple[Any, ...]] = {}
+
+
+def _claim(host: Optional[str], port: Optional[int]) -> Optional[Tuple[Any, ...]]:
+    """The untagged row of the socket this thread just opened to host:port, taken off."""
+    key = _pending.pop((threading_ident(), host, port), None)
+    if key is None:
+        return None
+    count = _rows.get(key, 0)
+    if count <= 1:
+        _rows.pop(key, None)
+    else:
+        _rows[key] = count - 1
+    return key
 
 
 def record(handle: ConnectSpan, exc: Optional[BaseException]) -> None:
@@ -270,8 +294,14 @@ def record(handle: ConnectSpan, exc: Optional[BaseException]) -> None:
     if carrier is None:
         carrier = _carrier(integration)
     if carrier in _REST_CARRIERS:
-        # no socket opened inside: a kept-alive connection, or not a Databricks host
-        for kind, host, port in dict.fromkeys(handle.sockets):
+        # no socket opened inside: a kept-alive connection, or not a Databricks host, or
+        # (a layer that notes its target) one opened just before: claimed from _pending
+        sockets = handle.sockets
+        if not sockets and handle.address and _pending:
+            host = _HOSTS.get(handle.address) or _host_of(handle.address)
+            if _claim(host, handle.port) is not None:
+                sockets = [("databricks", host, handle.port)]
+        for kind, host, port in dict.fromkeys(sockets):
             key = (outcome, integration, handle.product, kind, host, port, value, None)
             _rows[key] = _rows.get(key, 0) + 1
         return
@@ -387,15 +417,15 @@ class Report:
 
 def enable() -> Report:
     """Turn recording on (idempotent); the first call installs the one audit hook."""
-    global _ON, _INSTALLED, _local, _REPORT, _current_handle
+    global _ON, _INSTALLED, _local, _REPORT, _current_handle, threading_ident
     import threading
 
     from . import telemetry
 
     _current_handle = telemetry._CURRENT.get
-
     if _local is None:
         _local = threading.local()
+        threading_ident = threading.get_ident
     pg_port = _port(os.environ.get("PGPORT"))
     if pg_port is not None:
         _PG_PORTS.add(pg_port)
@@ -430,6 +460,7 @@ def disable() -> None:
 def reset() -> None:
     """Forget what was recorded (tests)."""
     _rows.clear()
+    _pending.clear()
     _pg_endpoints.clear()
     _last_lookup.clear()
 

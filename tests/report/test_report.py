@@ -216,3 +216,41 @@ def test_bad_report_options_are_one_line_errors() -> None:
     proc = _run([sys.executable, "-c", "import ua_autotag; ua_autotag.report('yaml')"], _env(),
                 ok=False)  # fmt: skip
     assert "report format must be 'text' or 'json', got 'yaml'" in proc.stderr
+
+
+def test_aiohttp_connection_opened_before_the_tagging_layer_is_tagged(
+    http_peer: HeaderRecorder,
+) -> None:
+    """aiohttp opens the connection before ``ClientRequest.send`` (the layer that tags the
+    request) runs: the report still lists it as tagged, and a raw asyncio connection to
+    the same host as untagged."""
+    code = textwrap.dedent(
+        """
+        import asyncio, json, sys
+        import ua_autotag
+        ua_autotag.instrument(sys.argv[2], rest_hosts=["127.0.0.1"])
+        report = ua_autotag.report(format=None)
+        import aiohttp
+        port = int(sys.argv[1])
+
+        async def main():
+            async with aiohttp.ClientSession() as session:
+                for _ in range(2):  # the second request reuses the connection
+                    async with session.get(f"http://127.0.0.1:{port}/api/2.1/unity-catalog/x") as r:
+                        await r.read()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)  # RAW
+            writer.close()
+
+        asyncio.run(main())
+        print(json.dumps(report.as_dict()))
+        """
+    )
+    proc = _run([sys.executable, "-c", code, str(http_peer.port), UA], _env())
+    report = json.loads(proc.stdout)
+    agents = [r.user_agent or "" for r in http_peer.snapshot()]
+    assert len(agents) == 2 and all(UA in a for a in agents), agents
+    (tagged,) = _rows(report, "tagged")
+    assert (tagged["client"], tagged["value"], tagged["count"]) == ("aiohttp", UA, 1)
+    (untagged,) = _rows(report, "untagged")
+    assert untagged["client"] == "asyncio.streams" and untagged["count"] == 1
+    assert untagged["location"].startswith("<string>:")

@@ -42,6 +42,13 @@ def _tag_send(
     return args, kwargs
 
 
+def _target(instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[Any, Any]:
+    """(host, port) of the request: the connection report matches it to the socket the
+    connector opened just before ``send``."""
+    url = instance.url
+    return url.host, url.port
+
+
 def _session_settings(request: Any) -> Optional[Settings]:
     """The settings of the session sending ``request`` (its pin), else the rule now."""
     session = getattr(request, "_session", None)
@@ -59,6 +66,7 @@ INTEGRATION = Integration(
             "ClientRequest.send",
             before=_tag_send,
             settings=_session_settings,
+            target=_target,
             leaf=True,
         ),
         Patch("aiohttp.client", "ClientSession.__init__", pin="create"),

@@ -254,3 +254,20 @@ def test_aiohttp_connection_opened_before_the_tagging_layer_is_tagged(
     (untagged,) = _rows(report, "untagged")
     assert untagged["client"] == "asyncio.streams" and untagged["count"] == 1
     assert untagged["location"].startswith("<string>:")
+
+
+def test_report_written_to_a_file_at_exit(tmp_path: Path, http_peer: HeaderRecorder) -> None:
+    out = tmp_path / "report.json"
+    code = (
+        "import http.client, sys, ua_autotag\n"
+        "ua_autotag.report('json', file=sys.argv[2])\n"
+        "c = http.client.HTTPConnection('127.0.0.1', int(sys.argv[1]))\n"
+        "c.request('GET', '/x'); c.getresponse().read()\n"
+    )
+    env = _env(UA_AUTOTAG_REST_HOSTS="127.0.0.1")  # nothing instrumented: the env's hosts
+    proc = _run([sys.executable, "-c", code, str(http_peer.port), str(out)], env)
+    assert proc.stderr == ""
+    data = json.loads(out.read_text())
+    (row,) = data["connections"]
+    assert (row["status"], row["client"], row["product"]) == ("untagged", "http.client", "-")
+    assert row["location"] == "<string>:4"

@@ -1,12 +1,11 @@
-"""The ``ua-autotag`` console script: run, verify, doctor, audit-sql, install-pth, uninstall-pth.
+"""The ``ua-autotag`` console script: run, verify, doctor, record, audit-sql, install-pth, ...
 
-One module per command (``run``, ``verify``, ``doctor``, ``audit_sql``, ``pth``), each
-declaring its ``COMMANDS`` (name, function, arguments, help); what they share is in
-:mod:`.common`. Importing this
-package is cheap (argparse, the settings and the value module): every command imports
-what it needs when it runs. Errors go to stderr as one line (``ua-autotag <command>:
-error: ...``), never a traceback, with a non-zero exit: 2 for bad usage or
-configuration, 126/127 for a command that cannot be started, 1 for everything else.
+One module per command (``run``, ``verify``, ``doctor``, ``record``, ``audit_sql``,
+``pth``), each declaring its ``COMMANDS`` (name, function, arguments, help); what they
+share is in :mod:`.common`. Importing this package is cheap (argparse, the settings and
+the value module): every command imports what it needs when it runs. Errors go to stderr
+as one line (``ua-autotag <command>: error: ...``), never a traceback; the exit status
+follows :data:`.common.EXIT_STATUS` (also in every ``--help``).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ __all__ = ["CliError", "build_parser", "main"]
 
 #: the command modules, imported when the parser is built: ``run`` alone when it is the
 #: command (it sits in front of every start of the user's program)
-_MODULES = ("run", "verify", "doctor", "audit_sql", "pth")
+_MODULES = ("run", "verify", "doctor", "record", "audit_sql", "pth")
 
 
 _EPILOG = f"""\
@@ -90,7 +89,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.error(
-            "a command is required: run, verify, doctor, audit-sql, install-pth, uninstall-pth"
+            "a command is required: run, verify, doctor, record, audit-sql, install-pth, "
+            "uninstall-pth"
         )
     try:
         status: int = args.func(args)

@@ -67,3 +67,25 @@ def test_psql_under_the_launcher_reports_the_tag_alone(pg_dsn: str) -> None:
     text = CLIENTS.read_text(encoding="utf-8")
     assert f"psql reports\n`{UA}`" in text
     assert f"`psql {UA}`" not in text
+
+
+def test_readme_lists_every_extra_with_what_it_installs() -> None:
+    """The README's extras table names every extra of pyproject.toml (but ``test``) and each
+    distribution it installs, so a user can pick one per client."""
+    import tomllib
+
+    project = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]
+    extras = {k: v for k, v in project["optional-dependencies"].items() if k != "test"}
+    section = _section("Set up (fresh machine)")
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[1].lower()
+    assert set(rows) == set(extras), sorted(set(rows) ^ set(extras))
+    for extra, requirements in extras.items():
+        for requirement in requirements:
+            name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower()
+            if name != "ua-autotag":
+                assert name in rows[extra], (extra, name)
+    assert "depends on plain `ua-autotag`, no extra" in section

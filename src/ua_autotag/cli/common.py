@@ -51,6 +51,8 @@ exit status (every command):
            registered by --import); verify: a row missing or in error, or no row reached
   2        bad usage or configuration: an unknown or invalid option, an invalid
            UA_AUTOTAG_* value for run / verify / audit-sql, a --import that fails
+  3        run --fail-on-untagged: the command succeeded but opened an untagged
+           connection (the command's own non-zero status always wins)
   126/127  run: the command cannot be executed / is not found
   130      interrupted"""
 

@@ -14,7 +14,8 @@ CHILD = """\
 import sys, time
 import psycopg, requests
 requests.get(sys.argv[1] + "/api/2.0/clusters/list?token=dapi0123456789abcdef0123456789ab")
-with psycopg.connect(sys.argv[2]):
+with psycopg.connect(sys.argv[2]) as conn:
+    print(conn.info.backend_pid, flush=True)  # the shared server has other clients too
     time.sleep(1.0)  # long enough for the watcher's poll to see it
 """
 
@@ -51,17 +52,19 @@ def test_record_prints_what_each_connection_carried(pg_dsn: str) -> None:
             env=clean_env(), capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert child.returncode == 0, child.stderr
+        pid = int(child.stdout.split()[-1])
 
         def both(events: List[Dict[str, Any]]) -> bool:
-            peers = {e["peer"] for e in events if not e.get("listening")}
-            return {"http", "postgresql"} <= peers
+            return any(e["peer"] == "http" and not e.get("listening") for e in events) and any(
+                e.get("pid") == pid for e in events
+            )
 
         events = [e for e in _events(proc, both) if not e.get("listening")]
         http = next(e for e in events if e["peer"] == "http")
         assert http["path"] == "/api/2.0/clusters/list" and http["method"] == "GET"
         assert http["user_agent"].split()[-1] == UA
-        pg = next(e for e in events if e["peer"] == "postgresql")
-        assert pg["application_name"] == UA and pg["pid"] > 0
+        pg = next(e for e in events if e.get("pid") == pid)
+        assert pg["peer"] == "postgresql" and pg["application_name"] == UA
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=30)

@@ -261,8 +261,10 @@ def test_doctor_checks_a_product_against_carriers_the_environment_switched_off(t
     """The customer's UA_AUTOTAG_DISABLED_INTEGRATIONS lets an over-long value register here,
     but it would fail wherever that is not set: the library check still fails."""
     _library(tmp_path, "acmepartner_toolong", "AcmePartner_DatEngProduct/3.5-" + "x" * 40)
-    env = clean_env(PYTHONPATH=str(tmp_path),
-                    UA_AUTOTAG_DISABLED_INTEGRATIONS="psycopg,psycopg2,asyncpg")
+    from ua_autotag.catalog import CATALOG
+
+    postgres = ",".join(n for n, e in CATALOG.items() if e.carrier == "application_name")
+    env = clean_env(PYTHONPATH=str(tmp_path), UA_AUTOTAG_DISABLED_INTEGRATIONS=postgres)
     proc = cli("doctor", "--import", "acmepartner_toolong", "--json", env=env)
     assert proc.returncode == 1
     report = json.loads(proc.stdout)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests import pg
 from tests.cli.conftest import UA, clean_env, cli, one_line_error
-from ua_autotag import _pth
+from ua_autotag import bootstrap
 
 PROBE = (
     "import site, sys; site.addsitedir(sys.argv[1]); "
@@ -25,12 +25,12 @@ def _python(code: str, *args: str, **env: str) -> subprocess.CompletedProcess:
 def test_install_writes_one_guarded_import_line(tmp_path: Path) -> None:
     proc = cli("install-pth", "--target", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    path = tmp_path / _pth.FILENAME
+    path = tmp_path / bootstrap.FILENAME
     assert str(path) in proc.stdout
     lines = path.read_text().splitlines()
     code = [line for line in lines if not line.startswith("#")]
     assert len(code) == 1 and code[0].startswith("import os;")
-    assert lines[0].startswith(_pth.MARKER)
+    assert lines[0].startswith(bootstrap.MARKER)
 
 
 def test_pth_does_nothing_without_configuration(tmp_path: Path) -> None:
@@ -73,19 +73,19 @@ def test_uninstall(tmp_path: Path) -> None:
     assert cli("install-pth", "--target", str(tmp_path)).returncode == 0
     proc = cli("uninstall-pth", "--target", str(tmp_path))
     assert proc.returncode == 0
-    assert not (tmp_path / _pth.FILENAME).exists()
+    assert not (tmp_path / bootstrap.FILENAME).exists()
     proc = cli("uninstall-pth", "--target", str(tmp_path))
     assert proc.returncode == 0 and "nothing to remove" in proc.stdout
     # a file of that name we did not write is left alone
-    (tmp_path / _pth.FILENAME).write_text("import something_else\n")
+    (tmp_path / bootstrap.FILENAME).write_text("import something_else\n")
     assert "not written by ua-autotag" in one_line_error(
         cli("uninstall-pth", "--target", str(tmp_path)))
-    assert (tmp_path / _pth.FILENAME).exists()
+    assert (tmp_path / bootstrap.FILENAME).exists()
 
 
 def test_never_installed_implicitly() -> None:
     """Installing the package (this venv) did not activate anything at interpreter start."""
-    assert _pth.installed() == []
+    assert bootstrap.installed() == []
     proc = _python("import sys; print('ua_autotag' in sys.modules)", UA_AUTOTAG_USER_AGENT=UA)
     assert proc.stdout.strip() == "False"
 

@@ -384,7 +384,7 @@ def test_child_resolves_to_the_same_settings(tmp_path: Path) -> None:
 
 
 def test_runtime_hooks_are_added_and_disable_turns_them_off(tmp_path: Path) -> None:
-    from ua_autotag.runtimes import PRELOAD
+    from ua_autotag.runtimes.node import PRELOAD
 
     child = _child_env("--user-agent", UA, UA_AUTOTAG_CACHE_DIR=str(tmp_path))
     assert PRELOAD in child["NODE_OPTIONS"]

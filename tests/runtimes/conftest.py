@@ -132,7 +132,7 @@ def java_app(java: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tls_peer() -> Iterator[object]:
     """A started HTTPS header recorder (throwaway self-signed certificate)."""
-    from ua_autotag.runtimes._peer import TlsHeaderRecorder
+    from ua_autotag.verify.tls_peer import TlsHeaderRecorder
 
     with TlsHeaderRecorder() as peer:
         yield peer

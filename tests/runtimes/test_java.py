@@ -24,15 +24,9 @@ from tests.runtimes.apps import (
 )
 from tests.runtimes.conftest import TIMEOUT, UA, base_env
 from ua_autotag import runtimes
-from ua_autotag.runtimes import (
-    DRIVERCONFIG,
-    child_environment,
-    describe,
-    ensure_jar,
-    jar_path,
-    parse_java_tool_options,
-    verify_java,
-)
+from ua_autotag.runtimes import child_environment, describe
+from ua_autotag.runtimes.java import DRIVERCONFIG, ensure_jar, jar_path, parse_java_tool_options
+from ua_autotag.verify.runtimes import verify_java
 
 
 def hooked(tmp_path: Path, value: str = UA, **extra: str) -> dict[str, str]:
@@ -216,9 +210,10 @@ def test_verify_java_skips_without_the_jar(tmp_path: Path) -> None:
 
 
 def test_module_imports_only_the_standard_library() -> None:
-    """The launcher imports it on every run: no third-party import may come with it."""
+    """The launcher imports the hooks on every run: no third-party import may come with them."""
     names = set()
-    for node in ast.walk(ast.parse(Path(runtimes.__file__).read_text())):
+    sources = Path(runtimes.__file__).parent.rglob("*.py")
+    for node in (n for f in sources for n in ast.walk(ast.parse(f.read_text()))):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and not node.level and node.module:

@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import pytest
 
+import ua_autotag
 from tests import pg
 from tests.runtimes.apps import (
     DBSQL_CJS,
@@ -35,15 +36,9 @@ from tests.runtimes.apps import (
     their_node_options,
 )
 from tests.runtimes.conftest import TIMEOUT, UA, base_env
-from ua_autotag import runtimes
-from ua_autotag.runtimes import (
-    PRELOAD,
-    PRELOAD_CRC32,
-    child_environment,
-    describe,
-    parse_node_options,
-    verify_node,
-)
+from ua_autotag.runtimes import child_environment, describe
+from ua_autotag.runtimes.node import PRELOAD, PRELOAD_CRC32, node_quote, parse_node_options
+from ua_autotag.verify.runtimes import verify_node
 
 
 def hooked(mode: str = "append", **extra: str) -> dict[str, str]:
@@ -212,16 +207,15 @@ def test_node_postgres_reads_pgappname(app_dir: Path, pg_dsn: str) -> None:
 def test_preload_digest_matches_the_shipped_file() -> None:
     digest = f"{zlib.crc32(Path(PRELOAD).read_bytes()):08x}"
     assert digest == PRELOAD_CRC32, (
-        f"preload.cjs changed: set PRELOAD_CRC32 = {digest!r} in ua_autotag/runtimes"
+        f"preload.cjs changed: set PRELOAD_CRC32 = {digest!r} in ua_autotag/runtimes/node"
     )
 
 
 def _damaged_install(tmp_path: Path, damage: str) -> Path:
-    """A copy of the runtimes package whose preload is ``damage``d, importable alone."""
+    """A copy of the package whose preload is ``damage``d, importable alone."""
     root = tmp_path / "site"
     package = root / "ua_autotag"
-    shutil.copytree(Path(runtimes.__file__).parent, package / "runtimes")
-    (package / "__init__.py").write_text("")
+    shutil.copytree(Path(ua_autotag.__file__).parent, package)
     preload = package / "runtimes" / "node" / "preload.cjs"
     if damage == "truncated":
         preload.write_bytes(preload.read_bytes()[:-200])
@@ -296,7 +290,7 @@ def test_invalid_node_options_are_left_alone(node: str) -> None:
 )
 def test_option_quoting_matches_node(node: str, title: str) -> None:
     """Our NODE_OPTIONS quoting, read back by node itself."""
-    quoted = runtimes._node_quote(title)
+    quoted = node_quote(title)
     assert parse_node_options(f"--title={quoted}") == [f"--title={title}"]
     env = base_env(NODE_OPTIONS=f"--title={quoted}")
     proc = subprocess.run(

@@ -43,14 +43,13 @@ _LIVE_STATES = ("patched", "partial", "failed", "unsupported")
 
 
 def _header() -> Dict[str, Any]:
-    from .. import _pth
-    from ..bootstrap import DIRECTORY
+    from .. import bootstrap
 
     return {
         "version": __version__,
         "python": sys.executable,
-        "launcher_bootstrap": DIRECTORY,
-        "pth_activation": _pth.installed(),
+        "launcher_bootstrap": bootstrap.DIRECTORY,
+        "pth_activation": bootstrap.installed(),
     }
 
 

@@ -24,9 +24,9 @@ def _attempt(verb: str, action: Callable[[Optional[str]], T], target: Optional[s
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
-    from .. import _pth
+    from .. import bootstrap
 
-    path = _attempt("write", _pth.install, args.target)
+    path = _attempt("write", bootstrap.install, args.target)
     undo = "ua-autotag uninstall-pth" + (f" --target {args.target}" if args.target else "")
     print(f"installed {path}")
     print(
@@ -37,9 +37,9 @@ def _cmd_install(args: argparse.Namespace) -> int:
 
 
 def _cmd_uninstall(args: argparse.Namespace) -> int:
-    from .. import _pth
+    from .. import bootstrap
 
-    path = _attempt("remove", _pth.uninstall, args.target)
+    path = _attempt("remove", bootstrap.uninstall, args.target)
     print(f"removed {path}" if path else "nothing to remove: no ua-autotag .pth there")
     return 0
 

@@ -17,11 +17,11 @@ import os
 import sys
 
 from ..settings import OPTIONS, Settings
-from .common import CliError, Command, add_options, resolve_args
+from .common import CliError, Command, add_options, one_line, resolve_args
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, List, Optional
+    from typing import Any, Dict, List, Optional
 
 __all__ = ["COMMANDS", "child_settings_env", "exports", "launch_environment"]
 
@@ -54,13 +54,6 @@ def child_settings_env(env: Dict[str, str], settings: Settings) -> None:
     _set(env, "UA_AUTOTAG_REST_HOSTS", ",".join(settings.rest_hosts))
 
 
-def _mergers() -> Dict[str, Callable[[Optional[str], str, str], str]]:
-    from ..merge.libpq import pgappname
-    from ..merge.tokens import merge_tokens
-
-    return {"PGAPPNAME": pgappname, "SPARK_CONNECT_USER_AGENT": merge_tokens}
-
-
 def exports(env: Dict[str, str], settings: Settings) -> None:
     """Export each catalog ``exports`` variable, merged per mode, while all its readers are on.
 
@@ -68,17 +61,15 @@ def exports(env: Dict[str, str], settings: Settings) -> None:
     variable is left as it was.
     """
     from ..catalog import CATALOG, readers
+    from ..merge.exports import export
 
-    mergers = _mergers()
     for var in dict.fromkeys(v for entry in CATALOG.values() for v in entry.exports):
         names = readers(var)
         if all(settings.enabled(n) for n in names):
             carrier = CATALOG[names[0]].carrier
             assert carrier is not None, f"{var}: its readers carry nothing"
             ours = settings.user_agent.render(carrier)  # checked by resolve: fits
-            from ..merge import exported, own_value
-
-            exported(env, var, mergers[var](own_value(env, var), ours, settings.mode))
+            export(env, var, ours, settings.mode)
 
 
 def _bootstrap_first(env: Dict[str, str]) -> None:
@@ -122,7 +113,7 @@ def launch_environment(args: argparse.Namespace, environ: Dict[str, str]) -> Dic
     _bootstrap_first(env)
     value = str(resolved.user_agent)
     for warning in runtimes.child_environment(env, value, resolved.mode, resolved.disabled):
-        sys.stderr.write(f"ua-autotag run: warning: {' '.join(warning.split())}\n")
+        sys.stderr.write(f"ua-autotag run: warning: {one_line(warning)}\n")
     return env
 
 

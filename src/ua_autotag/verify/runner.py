@@ -4,10 +4,10 @@ For every supported client that is installed, one probe (``verify/probes.py``) r
 a fresh interpreter: it instruments with that integration alone, opens a real
 connection to a local peer (the HTTP header recorder, the Spark Connect gRPC peer,
 the PostgreSQL server, unixODBC with a trace) and reports what the peer received. The
-launcher's Node.js and Java hooks are proven by ``ua_autotag.runtimes.verify_node`` /
-``verify_java``. The rows derive from the catalog (one per integration, plus the
-SQLAlchemy dialect probe and the runtimes); this module runs them in parallel and
-judges each. The command itself (options, table, exit status) is ``ua_autotag.cli.verify``.
+launcher's Node.js and Java hooks are proven by ``verify/runtimes.py``. The rows
+derive from the catalog (one per integration, plus the SQLAlchemy dialect probe and
+the runtimes); this module runs them in parallel and judges each. The command itself
+(options, table, exit status) is ``ua_autotag.cli.verify``.
 
 Verdicts: ``ok`` (reached the peer, which received our value), ``missing`` (reached
 the peer, the value was not there, or the hook is disabled), ``not reached`` (no
@@ -52,7 +52,7 @@ class Row(NamedTuple):
 
     @property
     def runtime(self) -> bool:
-        """A launcher runtime hook (node, java), proven by ``ua_autotag.runtimes``."""
+        """A launcher runtime hook (node, java), proven by :mod:`ua_autotag.verify.runtimes`."""
         return self.integration in RUNTIMES
 
     @property
@@ -241,12 +241,12 @@ def _pg_params(dsn: str, environ: Dict[str, str]) -> Dict[str, Any]:
 def _run_runtime(
     row: Row, job: Dict[str, Any], environ: Dict[str, str], timeout: float
 ) -> Dict[str, Any]:
-    from .. import runtimes
+    from .runtimes import verify_java, verify_node
 
     pg = _pg_params(job["pg_dsns"][0], environ)
     if row.integration == "node":
-        return runtimes.verify_node(job["user_agent"], timeout, **pg)
-    return runtimes.verify_java(job["user_agent"], timeout, **pg)
+        return verify_node(job["user_agent"], timeout, **pg)
+    return verify_java(job["user_agent"], timeout, **pg)
 
 
 def _judge(

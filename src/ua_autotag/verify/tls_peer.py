@@ -16,7 +16,7 @@ import tempfile
 from http.server import ThreadingHTTPServer
 from typing import Any, Optional
 
-from ..verify.http_peer import HeaderRecorder
+from .http_peer import HeaderRecorder
 
 
 class NoCertificate(RuntimeError):

@@ -1,8 +1,10 @@
-"""The real-client proofs behind :func:`ua_autotag.runtimes.verify_node` / ``verify_java``.
+"""``ua-autotag verify`` for the launcher's Node.js and Java hooks (:mod:`ua_autotag.runtimes`).
 
-Each one builds the child's environment with ``child_environment`` (the launcher's own
-code path), runs an unmodified client program in that environment, and reports what
-the peer, not the program, says it received.
+Each proof builds the child's environment with ``child_environment`` (the launcher's own
+code path), runs an unmodified client program in that environment (``node_probe.cjs``,
+``UaAutotagProbe.java``, beside this module), and reports what the peer, not the
+program, says it received: ``{"received", "where", "client"...}``, ``{"skip": reason}``
+or ``{"error": reason}``; they never raise.
 """
 
 from __future__ import annotations
@@ -13,11 +15,16 @@ import shutil
 import subprocess
 from typing import Any, Optional
 
-from . import _one_line, child_environment
+from ..cli.common import one_line
+from ..runtimes import child_environment
+
+__all__ = ["PGJDBC_JAR", "verify_java", "verify_node"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-NODE_SCRIPT = os.path.join(_HERE, "node", "verify.cjs")
-JAVA_PROBE = os.path.join(_HERE, "java", "UaAutotagProbe.java")
+NODE_SCRIPT = os.path.join(_HERE, "node_probe.cjs")
+JAVA_PROBE = os.path.join(_HERE, "UaAutotagProbe.java")
+#: Debian's libpostgresql-jdbc-java
+PGJDBC_JAR = "/usr/share/java/postgresql.jar"
 HTTP_PATH = "/sql/1.0/warehouses/ua-autotag-verify"
 
 
@@ -43,7 +50,7 @@ def _last_json(stdout: str) -> Optional[dict[str, Any]]:
     return None
 
 
-def verify_node(value: str, timeout: float, mode: str, cwd: Optional[str], host: str,
+def _verify_node(value: str, timeout: float, mode: str, cwd: Optional[str], host: str,
                 port: int, user: str, dbname: str,
                 password: Optional[str]) -> dict[str, Any]:  # fmt: skip
     node = shutil.which("node")
@@ -57,7 +64,7 @@ def verify_node(value: str, timeout: float, mode: str, cwd: Optional[str], host:
     env["PGAPPNAME"] = value
     _pg_env(env, host, port, user, dbname, password)
 
-    from ._peer import NoCertificate, TlsHeaderRecorder
+    from .tls_peer import NoCertificate, TlsHeaderRecorder
 
     peer: Optional[TlsHeaderRecorder] = TlsHeaderRecorder()
     try:
@@ -106,11 +113,11 @@ def verify_node(value: str, timeout: float, mode: str, cwd: Optional[str], host:
         return {"skip": str(report["skip"])}
     if timed_out:
         return {"error": f"node did not finish within {timeout:g} s"}
-    detail = report.get("error") or _one_line(stderr)[-300:] or "no output"
+    detail = report.get("error") or one_line(stderr)[-300:] or "no output"
     return {"error": f"node: {detail}"}
 
 
-def verify_java(value: str, timeout: float, host: str, port: int, user: str, dbname: str,
+def _verify_java(value: str, timeout: float, host: str, port: int, user: str, dbname: str,
                 password: Optional[str], jar: str) -> dict[str, Any]:  # fmt: skip
     java = shutil.which("java")
     if java is None:
@@ -147,4 +154,49 @@ def verify_java(value: str, timeout: float, host: str, port: int, user: str, dbn
         return {"skip": "java here cannot run source files (needs a JDK, not only a JRE)"}
     noise = "Picked up JAVA_TOOL_OPTIONS"
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and noise not in ln]
-    return {"error": f"java exited {proc.returncode}: {_one_line(' '.join(lines[:3]))[:300]}"}
+    return {"error": f"java exited {proc.returncode}: {one_line(' '.join(lines[:3]))[:300]}"}
+
+
+def verify_node(
+    value: str,
+    timeout: float = 60.0,
+    *,
+    mode: str = "append",
+    cwd: Optional[str] = None,
+    host: str = "127.0.0.1",
+    port: int = 5432,
+    user: str = "postgres",
+    dbname: str = "postgres",
+    password: Optional[str] = None,
+) -> dict[str, Any]:
+    """Run a real Node.js client with the hook and report what its peer received.
+
+    ``@databricks/sql`` (resolved from ``cwd``, then ``NODE_PATH``) against a local HTTPS
+    recorder; else ``pg`` against PostgreSQL (through ``PGAPPNAME``, as the launcher
+    exports it); else ``{"skip": reason}``.
+    """
+    try:
+        return _verify_node(value, timeout, mode, cwd, host, port, user, dbname, password)
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {one_line(str(exc))}"}
+
+
+def verify_java(
+    value: str,
+    timeout: float = 60.0,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 5432,
+    user: str = "postgres",
+    dbname: str = "postgres",
+    password: Optional[str] = None,
+    jar: str = PGJDBC_JAR,
+) -> dict[str, Any]:
+    """Run an unmodified pgjdbc program with the hook; report the server's application_name.
+
+    ``{"skip": reason}`` without ``java``, a JDK's source launcher, or the pgjdbc jar.
+    """
+    try:
+        return _verify_java(value, timeout, host, port, user, dbname, password, jar)
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {one_line(str(exc))}"}

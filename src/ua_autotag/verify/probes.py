@@ -186,9 +186,9 @@ def _pg_try(job: Job, connect: Callable[[str], Optional[str]]) -> Result:
         try:
             received = connect(dsn)
         except Exception as exc:
-            from ua_autotag.scrub import scrub
+            from ua_autotag.cli.common import one_line
 
-            reason = scrub(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+            reason = one_line(f"{type(exc).__name__}: {exc}")
             errors.append(f"{_describe_dsn(dsn)}: {reason}")
             continue
         return {
@@ -503,10 +503,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Skip as exc:
         result = {"skip": str(exc)}
     except Exception as exc:
-        from ua_autotag.scrub import scrub
+        from ua_autotag.cli.common import one_line
 
         result = {
-            "error": scrub(f"{type(exc).__name__}: {' '.join(str(exc).split())}"),
+            "error": one_line(f"{type(exc).__name__}: {exc}"),
             "status": _status_of(integration),
         }
     sys.stdout.write("\n" + MARKER + json.dumps(result) + "\n")

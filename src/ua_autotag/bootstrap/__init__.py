@@ -33,12 +33,31 @@ __all__ = [
     "default_target",
     "install",
     "installed",
+    "problem",
     "pth_text",
     "uninstall",
 ]
 
 #: absolute path of this package's folder (the entry the launcher adds to PYTHONPATH)
 DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+
+
+def problem() -> Optional[str]:
+    """Why :data:`DIRECTORY` may not go on a child's ``PYTHONPATH``, or None.
+
+    Every Python child imports what it holds first, so it, its ``sitecustomize.py`` and
+    its ``__pycache__`` (where a planted ``.pyc`` would run instead) must sit where only
+    you or root can write (:mod:`ua_autotag.runtimes.trust`).
+    """
+    from ..runtimes import trust
+
+    cache = os.path.join(DIRECTORY, "__pycache__")
+    return (
+        trust.verdict(DIRECTORY, "dir")
+        or trust.verdict(os.path.join(DIRECTORY, "sitecustomize.py"))
+        or (trust.verdict(cache, "dir") if os.path.lexists(cache) else None)
+    )
+
 
 FILENAME = "ua_autotag-activate.pth"
 MARKER = "# ua-autotag: opt-in activation written by `ua-autotag install-pth`"

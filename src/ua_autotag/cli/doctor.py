@@ -49,6 +49,7 @@ def _header() -> Dict[str, Any]:
         "version": __version__,
         "python": sys.executable,
         "launcher_bootstrap": bootstrap.DIRECTORY,
+        "launcher_bootstrap_problem": bootstrap.problem(),
         "pth_activation": bootstrap.installed(),
     }
 
@@ -397,7 +398,12 @@ def _render_header(report: Dict[str, Any]) -> List[str]:
     info = report["ua_autotag"]
     return [
         f"ua-autotag {info['version']}  (python: {info['python']})",
-        f"launcher bootstrap: {info['launcher_bootstrap']}",
+        f"launcher bootstrap: {info['launcher_bootstrap']} "
+        + (
+            f"(not put on PYTHONPATH: {info['launcher_bootstrap_problem']})"
+            if info["launcher_bootstrap_problem"]
+            else "(owner and modes checked up to /)"
+        ),
         f".pth activation: {', '.join(info['pth_activation']) or 'not installed'}",
     ]
 
@@ -477,6 +483,8 @@ def _render_runtimes(report: Dict[str, Any]) -> List[str]:
         out.append(f"  {row['runtime']:<19}{state}{reason}")
         if row["would_add"] and row.get("fragment"):
             out.append(f"  {'':<19}  {row['variable']} += {row['fragment']}")
+        if row["would_add"] and row.get("trusted"):
+            out.append(f"  {'':<19}  trusted: {row['trusted']}")
         out.append(f"  {'':<19}  covers {row['covers']}")
     return out
 

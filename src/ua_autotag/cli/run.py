@@ -72,13 +72,24 @@ def exports(env: Dict[str, str], settings: Settings) -> None:
             export(env, var, ours, settings.mode)
 
 
-def _bootstrap_first(env: Dict[str, str]) -> None:
-    """Our sitecustomize first on PYTHONPATH; any earlier copy of it out (nested launches)."""
-    from ..bootstrap import DIRECTORY
+def _bootstrap_first(env: Dict[str, str]) -> Optional[str]:
+    """Our sitecustomize first on PYTHONPATH; any earlier copy of it out (nested launches).
 
+    Not where others could change it (``bootstrap.problem``): then PYTHONPATH is left
+    as it was and the warning is returned.
+    """
+    from ..bootstrap import DIRECTORY, problem
+
+    reason = problem()
+    if reason is not None:
+        return (
+            f"python hook skipped: {reason}: not put on PYTHONPATH (Python children run "
+            "untagged); reinstall ua-autotag where only you or root can write"
+        )
     parts = env.get("PYTHONPATH", "")
     kept = [p for p in parts.split(os.pathsep) if p and os.path.abspath(p) != DIRECTORY]
     env["PYTHONPATH"] = os.pathsep.join([DIRECTORY, *kept])
+    return None
 
 
 def _log_level(env: Dict[str, str], level: Optional[str]) -> None:
@@ -96,8 +107,8 @@ def _log_level(env: Dict[str, str], level: Optional[str]) -> None:
 def launch_environment(args: argparse.Namespace, environ: Dict[str, str]) -> Dict[str, str]:
     """The child's environment for ``run``; raises :class:`CliError` on any bad option.
 
-    Everything is validated here, before the command starts. Hook warnings of the
-    Node.js / Java runtimes go to stderr; they never stop the command.
+    Everything is validated here, before the command starts. Hook warnings (the Python
+    bootstrap, the Node.js / Java runtimes) go to stderr; they never stop the command.
     """
     from .. import runtimes, settings
 
@@ -110,9 +121,10 @@ def launch_environment(args: argparse.Namespace, environ: Dict[str, str]) -> Dic
     resolved = resolve_args(args, env)
     child_settings_env(env, resolved)
     exports(env, resolved)
-    _bootstrap_first(env)
+    warnings = [_bootstrap_first(env)]
     value = str(resolved.user_agent)
-    for warning in runtimes.child_environment(env, value, resolved.mode, resolved.disabled):
+    warnings += runtimes.child_environment(env, value, resolved.mode, resolved.disabled)
+    for warning in filter(None, warnings):
         sys.stderr.write(f"ua-autotag run: warning: {one_line(warning)}\n")
     return env
 

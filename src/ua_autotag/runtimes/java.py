@@ -12,9 +12,13 @@ this on every ``run``).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import zlib
+
+from . import trust
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -37,6 +41,7 @@ if TYPE_CHECKING:  # typing: ~4 ms of the launcher's start-up
 CACHE_DIR_ENV = "UA_AUTOTAG_CACHE_DIR"
 DRIVERCONFIG = "org/postgresql/driverconfig.properties"
 _JAR_FORMAT = "2"  # part of the cache key: bump when the jar's content layout changes
+_WAY_OUT = f"set {CACHE_DIR_ENV} to a private directory (yours, not writable by others)"
 _JAR_NAME = re.compile(r"ua-autotag-pgjdbc-[0-9a-f]{16}\.jar")
 
 
@@ -182,47 +187,95 @@ def jar_bytes(payload: bytes) -> bytes:
     return entry + directory + end
 
 
-def _jar_ok(path: str, expected: bytes) -> bool:
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_jar(directory_fd: int, path: str, expected: bytes) -> Optional[os.stat_result]:
+    """The stat of the jar at ``path`` (opened in ``directory_fd``, never through a link)
+    if it is ours: a regular file nobody else can write, exactly ``expected``; None if it
+    is missing or holds anything else (rebuild). A link there raises ``Untrusted``."""
     try:
-        if os.path.islink(path) or not os.path.isfile(path):
-            return False
-        with open(path, "rb") as fh:
-            return fh.read(len(expected) + 1) == expected
-    except OSError:  # unreadable: rebuild
-        return False
+        fd = os.open(os.path.basename(path), _READ, dir_fd=directory_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
+            raise trust.Untrusted(f"{path} is a symbolic link (not followed)") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or trust.private(path, st, "file"):
+            return None  # a FIFO, a device, a file someone else may write: replaced
+        return st if os.read(fd, len(expected) + 1) == expected else None
+    finally:
+        os.close(fd)
+
+
+def _cache_directory(directory: str) -> os.stat_result:
+    """Check ``directory`` (created private, 0700, where missing) may hold the jar."""
+    missing = []
+    probe = os.path.abspath(directory)
+    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+        missing.append(probe)
+        probe = os.path.dirname(probe)
+    if missing:
+        trust.check(probe, "above")  # before anything is created below it
+        for path in reversed(missing):
+            os.makedirs(path, 0o700, exist_ok=True)
+    return trust.check(directory, "dir")
 
 
 def ensure_jar(value: str, directory: str) -> str:
     """The cached jar for ``value``, (re)built atomically unless a valid one is there.
 
-    Checked on every reuse (exactly the bytes we build: one resource, our content): a
-    truncated or tampered cache file is replaced, never handed to the JVM. Raises
-    ``OSError``.
+    ``directory`` must pass :func:`ua_autotag.runtimes.trust.check` (created private
+    where missing), or :class:`~ua_autotag.runtimes.trust.Untrusted` is raised. The jar
+    is opened relative to that directory, never through a symbolic link (one at its
+    name raises ``Untrusted``), and checked on every reuse and right after every write
+    (exactly the bytes we build, nobody else can write it): what is returned is the
+    file just verified. Raises ``OSError``.
     """
     expected = jar_bytes(driverconfig(value))
     path = jar_path(value, directory)
-    if _jar_ok(path, expected):
-        return path
-    import tempfile
-
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ua-autotag-", suffix=".tmp", dir=directory)
+    checked = _cache_directory(directory)
+    directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(expected)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        opened = os.fstat(directory_fd)
+        if (opened.st_dev, opened.st_ino) != (checked.st_dev, checked.st_ino):
+            raise trust.Untrusted(f"directory {directory} changed while it was checked")
+        if _read_jar(directory_fd, path, expected) is not None:
+            return path
+        written = _write_jar(directory_fd, os.path.basename(path), expected)
+        found = _read_jar(directory_fd, path, expected)
+        if found is None or (found.st_dev, found.st_ino) != (written.st_dev, written.st_ino):
+            raise OSError(f"the jar written to {path} does not read back")
+        return path
+    finally:
+        os.close(directory_fd)
+
+
+def _write_jar(directory_fd: int, name: str, content: bytes) -> os.stat_result:
+    """Write ``content`` to a new file in ``directory_fd`` and rename it to ``name``."""
+    tmp = f".ua-autotag-{os.getpid()}-{os.urandom(6).hex()}.tmp"
+    fd = os.open(tmp, _CREATE, 0o644, dir_fd=directory_fd)
+    try:
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+            written = os.fstat(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
     except BaseException:
         try:  # noqa: SIM105 - contextlib costs the launcher ~0.7 ms
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=directory_fd)
         except OSError:
             pass
         raise
-    if not _jar_ok(path, expected):
-        raise OSError(f"the jar written to {path} does not read back")
-    return path
+    return written
 
 
 def hook(env: dict[str, str], value: str, mode: str) -> Optional[str]:
@@ -235,6 +288,8 @@ def hook(env: dict[str, str], value: str, mode: str) -> Optional[str]:
     directory = cache_dir(env)
     try:
         jar = ensure_jar(value, directory)
+    except trust.Untrusted as exc:
+        return f"{exc}: not handed to the JVM; {_WAY_OUT}"
     except OSError as exc:
         from ..cli.common import one_line
 
@@ -261,19 +316,31 @@ def hook(env: dict[str, str], value: str, mode: str) -> Optional[str]:
     return None
 
 
-def _writable_dir(directory: str) -> tuple[bool, Optional[str]]:
-    """Whether ``directory`` exists or could be created and written, without writing."""
-    probe = directory
-    while not os.path.exists(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            break
-        probe = parent
-    if not os.path.isdir(probe):
-        return False, f"{probe} is not a directory"
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return False, f"{probe} is not writable"
-    return True, None
+def _verdict(directory: str, jar: str, expected: bytes) -> tuple[bool, Optional[str]]:
+    """(a valid jar is there, why the hook would be skipped) as ``hook`` would decide,
+    without creating or writing anything."""
+    probe = os.path.abspath(directory)
+    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    exists = probe == os.path.abspath(directory)
+    problem = trust.verdict(probe, "dir" if exists else "above")
+    if problem:
+        return False, f"{problem}: not handed to the JVM; {_WAY_OUT}"
+    ready = False
+    if exists:
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                ready = _read_jar(fd, jar, expected) is not None
+            finally:
+                os.close(fd)
+        except trust.Untrusted as exc:
+            return False, f"{exc}: not handed to the JVM; {_WAY_OUT}"
+        except OSError as exc:
+            return False, f"cache directory {directory} not usable ({exc.strerror or exc})"
+    if not ready and not os.access(probe, os.W_OK | os.X_OK):
+        return False, f"cache directory {directory} not usable ({probe} is not writable)"
+    return ready, None
 
 
 def describe(env: Mapping[str, str], value: str) -> dict[str, Any]:
@@ -294,14 +361,10 @@ def describe(env: Mapping[str, str], value: str) -> dict[str, Any]:
         row["reason"] = "no User-Agent value"
     else:
         jar = jar_path(value, directory)
-        row.update(jar=jar, jar_ready=_jar_ok(jar, jar_bytes(driverconfig(value))))
-        row["fragment"] = java_fragment(jar)
+        row["jar"], row["fragment"] = jar, java_fragment(jar)
+        row["jar_ready"], row["reason"] = _verdict(directory, jar, jar_bytes(driverconfig(value)))
         if row["fragment"] is None:
             row["reason"] = f"the cache path {jar} cannot be put in JAVA_TOOL_OPTIONS"
-        elif not row["jar_ready"]:
-            ok, why = _writable_dir(directory)
-            if not ok:
-                row["reason"] = (
-                    f"cache directory {directory} not usable ({why}); set {CACHE_DIR_ENV}"
-                )
+        if row["reason"] is None:
+            row["trusted"] = f"{directory}: owner and modes checked up to /"
     return row

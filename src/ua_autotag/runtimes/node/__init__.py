@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import zlib
 
+from .. import trust
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing: ~4 ms of the launcher's start-up
     from typing import Any, Mapping, Optional
@@ -105,6 +107,14 @@ def _has_preload(args: list[str], preload: str) -> bool:
 
 
 def _preload_problem(preload: str) -> Optional[str]:
+    """Why ``preload`` may not be handed to node: not where only you or root can write
+    it (:mod:`ua_autotag.runtimes.trust`), unreadable, or damaged; None if it may."""
+    try:
+        trust.check(preload)
+    except trust.Untrusted as exc:
+        return f"{exc}: not handed to node; reinstall ua-autotag where only you or root can write"
+    except OSError:
+        pass  # unreadable: said below
     try:
         with open(preload, "rb") as fh:
             digest = f"{zlib.crc32(fh.read()):08x}"
@@ -156,6 +166,8 @@ def describe(env: Mapping[str, str], value: str) -> dict[str, Any]:
         "covers": "@databricks/sql (userAgentEntry); node-postgres reads PGAPPNAME",
         "reason": _preload_problem(PRELOAD),
     }
+    if row["reason"] is None:
+        row["trusted"] = f"{PRELOAD}: owner and modes checked up to /"
     if row["reason"] is None:
         try:
             args = parse_node_options(env.get("NODE_OPTIONS", ""))

@@ -24,6 +24,7 @@ Reads only; stdlib only (``os``, ``stat``): the launcher calls it on every ``run
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -72,7 +73,7 @@ def _above(path: str, st: os.stat_result) -> Optional[str]:
     if not owned(st):
         return f"directory {path} is owned by {_owner(st)}, not by you or root"
     if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
-        return f"directory {path} is writable by others (and not sticky)"
+        return f"directory {path} is writable by others"
     return None
 
 
@@ -131,7 +132,7 @@ def check(path: str, kind: str = "file") -> os.stat_result:
     follow the rule for what a child loads); ``"dir"``: a directory holding such files
     (the jar's cache, the ``sitecustomize`` directory), which follows that rule itself;
     ``"above"``: a directory that may sit above one (where the cache directory is to be
-    created). An entry that cannot be read raises ``OSError``.
+    created). An entry that cannot be read, or is not of that kind, raises ``OSError``.
     """
     entry, st, holder, holder_st = _walk(path, kind == "file")
     if kind == "above":
@@ -140,11 +141,11 @@ def check(path: str, kind: str = "file") -> os.stat_result:
         problem = private(holder, holder_st, "directory") or private(entry, st, "file")
     else:
         problem = private(entry, st, "directory")
-    want, name = (stat.S_ISREG, "regular file") if kind == "file" else (stat.S_ISDIR, "directory")
-    if problem is None and not want(st.st_mode):
-        problem = f"{entry} is not a {name}"
     if problem:
         raise Untrusted(problem)
+    want, name = (stat.S_ISREG, "regular file") if kind == "file" else (stat.S_ISDIR, "directory")
+    if not want(st.st_mode):  # not a trust matter: the caller says it cannot use it
+        raise OSError(errno.EINVAL if kind == "file" else errno.ENOTDIR, f"not a {name}", entry)
     return st
 
 

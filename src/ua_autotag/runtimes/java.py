@@ -323,21 +323,19 @@ def _verdict(directory: str, jar: str, expected: bytes) -> tuple[bool, Optional[
     while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
         probe = os.path.dirname(probe)
     exists = probe == os.path.abspath(directory)
-    problem = trust.verdict(probe, "dir" if exists else "above")
-    if problem:
-        return False, f"{problem}: not handed to the JVM; {_WAY_OUT}"
     ready = False
-    if exists:
-        try:
+    try:
+        trust.check(probe, "dir" if exists else "above")
+        if exists:
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 ready = _read_jar(fd, jar, expected) is not None
             finally:
                 os.close(fd)
-        except trust.Untrusted as exc:
-            return False, f"{exc}: not handed to the JVM; {_WAY_OUT}"
-        except OSError as exc:
-            return False, f"cache directory {directory} not usable ({exc.strerror or exc})"
+    except trust.Untrusted as exc:
+        return False, f"{exc}: not handed to the JVM; {_WAY_OUT}"
+    except OSError as exc:
+        return False, f"cache directory {directory} not usable ({exc.strerror or exc})"
     if not ready and not os.access(probe, os.W_OK | os.X_OK):
         return False, f"cache directory {directory} not usable ({probe} is not writable)"
     return ready, None

@@ -119,6 +119,13 @@ MATRIX = [
         ["databricks-sql-connector==4.9.0", "databricks-sqlalchemy==2.0.10"],
         ["test_databricks_sql.py", "test_databricks_sqlalchemy.py"],
     ),
+    # the kernel backend (use_kernel=True): its own HTTP stack, and the 1024-byte cut of
+    # the User-Agent it sends, on the wire; it pins pyarrow < 24, hence its own entry
+    (
+        "databricks-sql-kernel-1.3.0", PYTHON,
+        ["databricks-sql-connector==4.9.0", "databricks-sql-kernel==1.3.0", "pyarrow>=23.0.1,<24"],
+        ["test_databricks_sql.py"],
+    ),
     # 0.34: _BaseClient, where the integration sets the header, came in 0.34; grpcio and
     # cryptography for the gRPC transport test (its TLS peer)
     ("databricks-sdk-0.34.0", PYTHON, ["databricks-sdk==0.34.0", "grpcio", "cryptography"],

@@ -4,7 +4,8 @@ A host is a Databricks host when it is
 
 * under one of the Databricks API DNS zones (:data:`DATABRICKS_ZONES`, the workspace
   and account-console zones the Databricks SDK and SQL connector themselves know:
-  AWS, AWS GovCloud, Azure, Azure Government, Azure China, GCP);
+  AWS, AWS GovCloud, Azure, Azure Government, Azure China, GCP; and the zone of
+  Databricks Apps endpoints, ``*.databricksapps.com``);
 * the host of ``DATABRICKS_HOST`` (the variable the Databricks SDK and CLI read); or
 * listed by the user (``rest_hosts=`` / ``UA_AUTOTAG_REST_HOSTS``): ``name`` matches that
   host exactly, ``*.name`` or ``.name`` matches any host under ``name`` (not ``name``
@@ -40,6 +41,7 @@ DATABRICKS_ZONES: Tuple[str, ...] = (
     ".databricks.azure.us",  # Azure Government
     ".databricks.azure.cn",  # Azure China
     ".dev.databricks.com",  # Databricks' own development workspaces
+    ".databricksapps.com",  # Databricks Apps (<app>-<workspace id>.<cloud>.databricksapps.com)
 )
 
 _CACHE_MAX = 1024

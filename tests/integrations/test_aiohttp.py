@@ -320,3 +320,27 @@ def test_pyiceberg_rest_catalog(http_peer: HeaderRecorder,
     agents = http_peer.user_agents()
     assert len(agents) == 2
     assert all(a.startswith("PyIceberg/") and a.split().count(UA) == 1 for a in agents), agents
+
+
+def test_databricks_apps_host_is_tagged_without_configuration(http_peer: HeaderRecorder) -> None:
+    """``*.databricksapps.com`` is a Databricks zone: an app's endpoint (resolved to the
+    recorder by aiohttp's own resolver hook) is tagged with no rest_hosts at all."""
+    from aiohttp.abc import AbstractResolver
+
+    class ToRecorder(AbstractResolver):
+        async def resolve(self, host: str, port: int = 0, family: int = 0) -> List[Any]:
+            return [{"hostname": host, "host": "127.0.0.1", "port": http_peer.port,
+                     "family": 2, "proto": 0, "flags": 0}]
+
+        async def close(self) -> None:
+            pass
+
+    async def run(url: str) -> None:
+        connector = aiohttp.TCPConnector(resolver=ToRecorder())
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await _get(url, session=session)
+
+    ua_autotag.instrument(UA, integrations=["aiohttp"])
+    asyncio.run(run(f"http://sales-app-1234567890123456.aws.databricksapps.com:{http_peer.port}/x"))
+    asyncio.run(run(f"http://sales-app.example.com:{http_peer.port}/y"))
+    assert http_peer.user_agents() == [f"{DEFAULT} {UA}", DEFAULT]

@@ -375,6 +375,10 @@ def test_clients_imported_after_instrument(http_peer: HeaderRecorder) -> None:
         ("adb-1.2.databricks.azure.cn", True),
         ("1234567890123456.7.gcp.databricks.com", True),
         ("accounts.gcp.databricks.com", True),
+        ("sales-app-1234567890123456.aws.databricksapps.com", True),
+        ("my-app-9876.azure.databricksapps.com", True),
+        ("databricksapps.com", False),
+        ("databricksapps.com.evil.example", False),
         ("cloud.databricks.com", False),  # the zone itself is no workspace
         ("www.databricks.com", False),
         ("docs.databricks.com", False),

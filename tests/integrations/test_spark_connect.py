@@ -139,6 +139,41 @@ def test_spark_connect_user_agent_env(
     assert_user_part(sc, expected)
 
 
+POSIT = "posit-workbench/2024.12.1 rstudio/2024.12.1+563"
+
+
+@pytest.mark.parametrize(
+    "mode, expected",
+    [("append", f"{POSIT} {UA}"), ("replace", UA), ("keep", POSIT)],
+)
+def test_inherited_posit_user_agent_is_the_applications_own(
+    sc: SparkConnectPeer, monkeypatch: pytest.MonkeyPatch, mode: str, expected: str
+) -> None:
+    """Posit Workbench / RStudio export SPARK_CONNECT_USER_AGENT for their own
+    attribution: an inherited value (not one our launcher wrote) is the application's
+    own, kept whole with ours after it (per mode)."""
+    monkeypatch.setenv("SPARK_CONNECT_USER_AGENT", POSIT)
+    ua_autotag.instrument(UA, mode=mode)
+    _act(_session(SparkSession.builder.remote(sc.url)))
+    assert_user_part(sc, expected)
+
+
+def test_posit_value_under_the_launcher_stays_the_applications(
+    sc: SparkConnectPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under ``ua-autotag run`` the child inherits Posit's value merged with ours (for
+    non-Python clients); its Python clients merge with Posit's own, not with that."""
+    from ua_autotag.merge import exported
+
+    env = {"SPARK_CONNECT_USER_AGENT": POSIT}
+    exported(env, "SPARK_CONNECT_USER_AGENT", f"{POSIT} {UA}")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    ua_autotag.instrument("Other_Product/2")
+    _act(_session(SparkSession.builder.remote(sc.url)))
+    assert_user_part(sc, f"{POSIT} Other_Product/2")
+
+
 def test_connection_string_beats_env_and_both_stay_single(
     sc: SparkConnectPeer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,8 +11,13 @@ connector builds its User-Agent, ``PyDatabricksSqlConnector/<v> (<entry>)``:
 * ``utils.build_client_context`` (telemetry, including the connection-failure
   log) reads ``user_agent_entry`` only.
 
-So we always write the merged value to ``user_agent_entry``. A caller's own value -
-``user_agent_entry``, else ``_user_agent_entry`` - is merged per mode (append adds
+So we always write the merged value to ``user_agent_entry``. The kernel backend
+(``use_kernel=True``, and the connector's automatic fall-back onto it for warehouses
+that reject Thrift) sends at most 1024 bytes of that header and cuts the end - where
+our token is - so on every backend the caller's part of an entry is shortened (on a
+character boundary, logged at DEBUG) to keep the whole header within 1024 bytes.
+A caller's own value - ``user_agent_entry``, else ``_user_agent_entry`` - is merged per
+mode (append adds
 ours once, replace sends ours, keep leaves it alone). ``_user_agent_entry`` is left
 in place but no longer read, so the connector's deprecation warning does not fire
 (we never pass that keyword ourselves). The SQLAlchemy dialect's ``do_connect``
@@ -33,7 +38,8 @@ from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 from .. import telemetry
-from ..merge.entry import merge_entry
+from ..merge import debug
+from ..merge.entry import KERNEL_USER_AGENT_LIMIT, fit_entry, merge_entry
 from ..spec import Integration, Patch, Tag
 
 Args = Tuple[Any, ...]
@@ -47,6 +53,18 @@ def _tag_entry(tag: Tag, instance: Any, args: Args, kwargs: Kwargs) -> Tuple[Arg
     if entry is not None and not isinstance(entry, str):
         return args, kwargs  # not a value we understand: leave the call as it is
     merged = merge_entry(entry, tag.value, tag.mode)
+    # at most 4 bytes a character, and under 100 bytes around the entry: a shorter one fits
+    if len(merged) > (KERNEL_USER_AGENT_LIMIT - 100) // 4:
+        fitted = fit_entry(merged, tag.value, _entry_budget())
+        if fitted != merged:
+            debug(
+                "ua_autotag: user_agent_entry cut to fit the SQL kernel's %d-byte User-Agent: "
+                "kept %d of %d characters",
+                KERNEL_USER_AGENT_LIMIT,
+                len(fitted),
+                len(merged),
+            )
+            merged = fitted
     if telemetry.current() is not None:  # the header is for the span only
         tag.note(_header(merged))
     if merged == kwargs.get("user_agent_entry"):
@@ -59,6 +77,22 @@ def _product() -> str:
     from databricks.sql import __version__
 
     return f"PyDatabricksSqlConnector/{__version__}"
+
+
+def _entry_budget() -> int:
+    """Bytes the entry may take so that the whole header fits the kernel's limit.
+
+    The connector writes ``<product> (<entry>)`` and, under an AI coding agent it
+    detects, `` agent/<name>``; without its detector, room for the longest is kept.
+    """
+    try:
+        from databricks.sql.common.agent import detect
+
+        agent = detect()  # type: ignore[no-untyped-call]
+        suffix = len(f" agent/{agent}") if agent else 0
+    except Exception:
+        suffix = 32
+    return KERNEL_USER_AGENT_LIMIT - len(_header("x").encode("utf-8")) + 1 - suffix
 
 
 def _header(entry: str) -> str:

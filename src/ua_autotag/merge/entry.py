@@ -10,10 +10,14 @@ from typing import Optional
 
 from .tokens import merge_tokens
 
-__all__ = ["SQLALCHEMY_MARKER", "merge_entry"]
+__all__ = ["KERNEL_USER_AGENT_LIMIT", "SQLALCHEMY_MARKER", "fit_entry", "merge_entry"]
 
 #: what the databricks-sqlalchemy dialect puts in front of the caller's entry
 SQLALCHEMY_MARKER = "sqlalchemy"
+
+#: bytes of the connector's User-Agent the SQL kernel backend (``use_kernel=True``, and
+#: the connector's own fall-back onto it) sends; it cuts the rest, from the end
+KERNEL_USER_AGENT_LIMIT = 1024
 
 
 @functools.lru_cache(maxsize=256)  # (caller's entry, ours, mode): a few per process
@@ -29,3 +33,21 @@ def merge_entry(existing: Optional[str], ours: str, mode: str) -> str:
         if head.strip() == SQLALCHEMY_MARKER and (plus or not rest):
             return f"{SQLALCHEMY_MARKER} + {merge_tokens(rest.strip() or None, ours, mode)}"
     return merge_tokens(existing, ours, mode)
+
+
+def fit_entry(entry: str, ours: str, budget: int) -> str:
+    """``entry`` within ``budget`` UTF-8 bytes with ``ours`` whole, at its end.
+
+    The caller's part (after the SQLAlchemy marker, if any) is cut on a character
+    boundary; an entry without our token, or one that fits, is returned as is.
+    """
+    if len(entry.encode("utf-8")) <= budget or ours not in entry.split():
+        return entry
+    prefix, body = "", entry
+    head, plus, rest = entry.partition("+")
+    if plus and head.strip() == SQLALCHEMY_MARKER:
+        prefix, body = f"{SQLALCHEMY_MARKER} + ", rest.strip()
+    caller = " ".join(t for t in body.split(" ") if t != ours).strip()
+    room = budget - len(prefix.encode("utf-8")) - len(ours.encode("utf-8")) - 1
+    kept = caller.encode("utf-8")[: max(room, 0)].decode("utf-8", "ignore").rstrip(" ")
+    return f"{prefix}{kept} {ours}" if kept else f"{prefix}{ours}"

@@ -119,6 +119,11 @@ CUSTOMER = Product.__new__(Product)
 CUSTOMER.settings, CUSTOMER.packages = None, ()
 
 
+#: the frame walk's cache entry for ``__main__``: look up the module it runs
+_MAIN = Product.__new__(Product)
+_MAIN.settings, _MAIN.packages = None, ()
+
+
 class HandOver(Product):
     """In force inside :func:`customer_code`: where a product handed over to its user's code.
 
@@ -195,19 +200,23 @@ def from_stack(st: State, depth: int = 2) -> Optional[Product]:
         if namespace is not last:
             last = namespace
             name = namespace.get("__name__")
-            if name == "__main__":  # `python -m pkg.mod`, runpy: the module's real name
-                name = _module_name(namespace)
             try:
                 product = cache[name]
             except KeyError:
-                product = st.product_of_module(name)
+                product = _MAIN if name == "__main__" else st.product_of_module(name)
                 if len(cache) >= _CACHE_MAX:
                     cache.clear()
                 cache[name] = product
             except TypeError:  # a namespace whose __name__ is not hashable
                 product = None
             if product is not None:
-                return product
+                if product is not _MAIN:
+                    return product
+                # `python -m pkg.mod`, runpy: the module it runs (never cached: which
+                # module is `__main__` may change); costs nothing at other frames
+                product = st.product_of_module(_module_name(namespace))
+                if product is not None:
+                    return product
         frame = frame.f_back
     return None
 

@@ -113,7 +113,8 @@ def _verify_node(value: str, timeout: float, mode: str, cwd: Optional[str], host
         return {"skip": str(report["skip"])}
     if timed_out:
         return {"error": f"node did not finish within {timeout:g} s"}
-    detail = report.get("error") or one_line(stderr)[-300:] or "no output"
+    last = [ln for ln in stderr.splitlines() if ln.strip()][-1:]  # whole lines, never cut
+    detail = report.get("error") or one_line(" ".join(last)) or "no output"
     return {"error": f"node: {detail}"}
 
 
@@ -154,7 +155,7 @@ def _verify_java(value: str, timeout: float, host: str, port: int, user: str, db
         return {"skip": "java here cannot run source files (needs a JDK, not only a JRE)"}
     noise = "Picked up JAVA_TOOL_OPTIONS"
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and noise not in ln]
-    return {"error": f"java exited {proc.returncode}: {one_line(' '.join(lines[:3]))[:300]}"}
+    return {"error": f"java exited {proc.returncode}: {one_line(' '.join(lines[:3]))}"}
 
 
 def verify_node(

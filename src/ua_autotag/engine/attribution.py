@@ -317,11 +317,16 @@ def pin_of(obj: Any) -> Optional[Product]:
     return product if product is not None and product.settings is not None else None
 
 
-def filler(pool: Any) -> Product:
+def filler(pool: Any) -> Optional[Product]:
     """Who a connection opened to fill ``pool`` belongs to: the product that created the
     pool, else :data:`CUSTOMER` (a pool the customer created, or one made before
-    ua-autotag was active), never whoever happened to find the pool empty."""
-    return pin_of(pool) or CUSTOMER
+    ua-autotag was active), never whoever happened to find the pool empty. None when no
+    product is registered (then nobody's code could claim it anyway)."""
+    product = pin_of(pool)
+    if product is not None:
+        return product
+    st = _STATE
+    return CUSTOMER if st is not None and st.by_package else None
 
 
 def pin(obj: Any, product: Optional[Product]) -> None:

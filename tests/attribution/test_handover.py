@@ -24,8 +24,9 @@ from typing import Any, Iterator, Tuple
 
 import pytest
 
+import ua_autotag
 from tests import pg
-from tests.attribution.conftest import ACME, GLOBEX, untouched
+from tests.attribution.conftest import ACME, GLOBEX, SCOPED, untouched
 
 #: what the backend says it is called, and which backend it is
 NAME_PID = "SELECT application_name, pid FROM pg_stat_activity WHERE pid = pg_backend_pid()"
@@ -219,6 +220,9 @@ def test_customer_code_hands_a_callback_over(
     assert hooks.run_hook(world.customer.call, world.globex.psycopg_name, pg_dsn) == GLOBEX
     # and the product connecting itself once the callback is done: its own again
     assert hooks.hook_then_own(callback, pg_dsn) == (untouched(world.default), ACME)
+    # a scope still wins inside the hand-over
+    with ua_autotag.user_agent(SCOPED):
+        assert hooks.run_hook(callback, pg_dsn) == SCOPED
 
 
 def test_customer_code_keeps_what_is_pinned_to_the_product(
@@ -285,6 +289,13 @@ def test_python_dash_m_of_a_product_module_is_the_products(world_dir: Path, pg_d
     proc = _python(world_dir, "-c", code, pg_dsn)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ACME
+    # the same file run by path is no module of the package: the customer's code
+    (world_dir / "acme_dateng" / "tool_by_path.py").write_text(
+        TOOL.replace("import psycopg", "import acme_dateng, psycopg")
+    )
+    proc = _python(world_dir, str(world_dir / "acme_dateng" / "tool_by_path.py"), pg_dsn)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
     # the customer's own script run with -m stays untagged
     (world_dir / "customer_tool.py").write_text(
         TOOL.replace("import psycopg", "import acme_dateng, psycopg")

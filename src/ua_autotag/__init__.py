@@ -187,11 +187,21 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ua_autotag' has no attribute {name!r}")
 
 
+def _is_the_command() -> bool:
+    """Whether this process is the ``ua-autotag`` command (script or ``python -m``)."""
+    import sys
+
+    argv0 = _os.path.basename((getattr(sys, "argv", None) or [""])[0])
+    orig = list(getattr(sys, "orig_argv", ()))
+    run_module = orig[orig.index("-m") + 1] if "-m" in orig[:-1] else ""
+    return argv0.startswith("ua-autotag") or run_module.split(".")[0] == "ua_autotag"
+
+
 def _report_from_env() -> None:
     """``UA_AUTOTAG_REPORT=text|json`` (set by ``ua-autotag run --report``): report on."""
     env = _os.environ
     fmt = env.get("UA_AUTOTAG_REPORT", "").strip().lower()
-    if not fmt:
+    if not fmt or _is_the_command():  # the command's children report, not the command
         return
     try:
         from . import ledger
@@ -217,12 +227,7 @@ def _activate_from_env() -> None:
         or env.get("UA_AUTOTAG_PRODUCT")
     ):
         return
-    import sys
-
-    argv0 = _os.path.basename((getattr(sys, "argv", None) or [""])[0])
-    orig = list(getattr(sys, "orig_argv", ()))
-    run_module = orig[orig.index("-m") + 1] if "-m" in orig[:-1] else ""
-    if argv0.startswith("ua-autotag") or run_module.split(".")[0] == "ua_autotag":
+    if _is_the_command():
         # the `ua-autotag` command itself (script or `python -m ua_autotag`): it validates
         # and reports the configuration its own way; its children are the ones tagged
         return

@@ -37,7 +37,7 @@ class CatalogEntry:
         watch: Tuple[str, ...] = (),
     ) -> None:
         self.trigger = trigger  # module whose import applies the integration
-        self.carrier = carrier  # key of ua_autotag.merge.CARRIERS (None: pins only)
+        self.carrier = carrier  # key of ua_autotag.merge.CARRIERS (None: tags no carrier)
         self.distributions = distributions  # PyPI names of the client, first preferred
         self.exports = exports  # environment variables the client itself reads
         self.module = module  # defaults to ua_autotag.integrations.<name>
@@ -96,6 +96,14 @@ CATALOG: Dict[str, CatalogEntry] = {
         "spark_connect",
         ("databricks-connect",),
         ("SPARK_CONNECT_USER_AGENT",),
+    ),
+    # no carrier of its own: the functions handed to Spark carry the decision to the
+    # executors, where the other integrations tag (ua_autotag.executor)
+    "pyspark": CatalogEntry(
+        "pyspark",
+        None,
+        ("pyspark", "pyspark-client", "pyspark-connect", "databricks-connect"),
+        watch=("pyspark.sql.connect.udf", "pyspark.sql.connect.streaming.readwriter"),
     ),
 }
 

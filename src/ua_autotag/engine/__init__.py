@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from ..spec import IntegrationStatus
 
-__all__ = ["ProductInfo", "Status", "instrument", "status", "uninstrument"]
+__all__ = ["ProductInfo", "Status", "carry", "instrument", "status", "uninstrument"]
 
 #: guards applying and removing patches (re-entrant: hooks may fire while we hold it)
 _LOCK = RLock()
@@ -90,10 +90,20 @@ def instrument(settings: Settings) -> Settings:
     Raises :class:`~ua_autotag.value.ConfigurationError` (nothing changed) for a
     package claimed by another product.
     """
+    return _join(settings, attribution.register)
+
+
+def carry(settings: Settings) -> None:
+    """On a Spark executor: ``settings`` came with a function handed over on the driver
+    (:mod:`ua_autotag.executor`); arm what they enable, registering no default or product."""
+    _join(settings, attribution.accept)
+
+
+def _join(settings: Settings, join: Callable[[Settings], Any]) -> Settings:
     to_arm: List[str] = []
     with _LOCK:
         fresh = attribution.state() is None
-        attribution.register(settings)
+        join(settings)
         patcher = _patcher()
         if fresh and patcher is not None:
             patcher.forget_failures()

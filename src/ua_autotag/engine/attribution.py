@@ -45,11 +45,13 @@ __all__ = [
     "HandOver",
     "Product",
     "State",
+    "accept",
     "creator",
     "current",
     "customer_code",
     "filler",
     "for_object",
+    "handed_variable",
     "pin",
     "pin_of",
     "pinned",
@@ -85,13 +87,23 @@ class Product:
 
 
 class State:
-    """One immutable snapshot: the default, the products, and the frame cache for them."""
+    """One immutable snapshot: the default, the products, and the frame cache for them.
 
-    __slots__ = ("by_package", "default", "module_cache", "products")
+    ``handed``: on a Spark executor, the values that came with the functions it ran
+    (:func:`accept`); the rule looks at :data:`_HANDED` only when there are some.
+    """
 
-    def __init__(self, default: Optional[Settings], products: Tuple[Product, ...]) -> None:
+    __slots__ = ("by_package", "default", "handed", "module_cache", "products")
+
+    def __init__(
+        self,
+        default: Optional[Settings],
+        products: Tuple[Product, ...],
+        handed: Tuple[Settings, ...] = (),
+    ) -> None:
         self.default = default
         self.products = products
+        self.handed = handed
         self.by_package: Dict[str, Product] = {p: prod for prod in products for p in prod.packages}
         #: module name -> its product (None: no product's)
         self.module_cache: Dict[Any, Optional[Product]] = {}
@@ -107,9 +119,9 @@ class State:
         return None
 
     def every(self) -> Tuple[Settings, ...]:
-        """The default and every product's settings."""
+        """The default, every product's settings and the values handed to this executor."""
         found = [p.settings for p in self.products if p.settings is not None]
-        return ((self.default,) if self.default is not None else ()) + tuple(found)
+        return ((self.default,) if self.default is not None else ()) + tuple(found) + self.handed
 
 
 #: the owner "nobody's product": in force it ends the owner step (no stack walk), so the
@@ -171,6 +183,11 @@ _PINNED: contextvars.ContextVar[Optional[Product]] = contextvars.ContextVar(
 _DECIDED: contextvars.ContextVar[Optional[Settings]] = contextvars.ContextVar(
     "ua_autotag_decided", default=None
 )
+#: on a Spark executor: the value that came with the function running now (the
+#: product or default of the code that handed it to Spark), below the stack rule
+_HANDED: contextvars.ContextVar[Optional[Settings]] = contextvars.ContextVar(
+    "ua_autotag_handed", default=None
+)
 _getframe = sys._getframe
 
 
@@ -230,7 +247,9 @@ def current(obj: Any = None) -> Optional[Settings]:
        urllib3 tag for one product);
     3. the owner (:func:`_owner`): ``obj``'s pin, the pin in force, the innermost frame
        of a registered package;
-    4. the process default; None: leave the call alone.
+    4. on a Spark executor, the value handed over with the function running now
+       (:mod:`ua_autotag.executor`): the code that handed it over stands below the stack;
+    5. the process default; None: leave the call alone.
     """
     st = _STATE
     if st is None:
@@ -247,6 +266,10 @@ def current(obj: Any = None) -> Optional[Settings]:
             settings = product.settings
             if settings is not None:
                 return settings
+    if st.handed:
+        handed = _HANDED.get()
+        if handed is not None:
+            return handed
     return st.default
 
 
@@ -546,7 +569,7 @@ def register(settings: Settings) -> Tuple[Optional[Settings], Tuple[Product, ...
     old_default = st.default if st is not None else None
     old_products = st.products if st is not None else ()
     if not settings.packages:
-        _STATE = State(settings, old_products)
+        _STATE = State(settings, old_products, st.handed if st is not None else ())
         return old_default, old_products
     replaced = []
     for package in settings.packages:
@@ -572,14 +595,15 @@ def register(settings: Settings) -> Tuple[Optional[Settings], Tuple[Product, ...
         kept = tuple(p for p in old_products if p is keep or p not in replaced)
     else:
         kept = (*old_products, Product(settings))
-    _STATE = State(old_default, kept)
+    _STATE = State(old_default, kept, st.handed if st is not None else ())
     return old_default, old_products
 
 
 def restore(default: Optional[Settings], old: Tuple[Product, ...]) -> None:
     """Put back what :func:`register` returned (after a failed ``instrument()``)."""
     global _STATE
-    _STATE = None if default is None and not old else State(default, old)
+    handed = _STATE.handed if _STATE is not None else ()
+    _STATE = None if default is None and not old and not handed else State(default, old, handed)
 
 
 def unregister(packages: Optional[Tuple[str, ...]] = None) -> None:
@@ -597,4 +621,28 @@ def unregister(packages: Optional[Tuple[str, ...]] = None) -> None:
     for product in gone:
         product.settings = None
     kept = tuple(p for p in st.products if p not in gone)
-    _STATE = None if st.default is None and not kept else State(st.default, kept)
+    if st.default is None and not kept and not st.handed:
+        _STATE = None
+    else:
+        _STATE = State(st.default, kept, st.handed)
+
+
+def accept(settings: Settings) -> None:
+    """On a Spark executor: ``settings`` came with a function; the rule may answer them.
+
+    They join the snapshot (so the engine keeps their integrations armed); which one is
+    in force is :data:`_HANDED` (or the scope), set around each call of the function.
+    """
+    global _STATE
+    st = _STATE
+    if st is None:
+        _STATE = State(None, (), (settings,))
+    elif settings not in st.handed:
+        _STATE = State(st.default, st.products, (*st.handed, settings))
+
+
+def handed_variable(scoped: bool) -> contextvars.ContextVar[Optional[Settings]]:
+    """What an executor sets around a handed-over function: the scope for a value that
+    was a ``user_agent()`` scope where it was handed over (it wins over everything, as
+    there), else :data:`_HANDED` (below the stack: a product's own code still wins)."""
+    return _SCOPED if scoped else _HANDED

@@ -76,6 +76,8 @@ _NO_PEER = {
     "sqlalchemy": "tags through the driver integrations (see their rows); pins only",
     "jaydebeapi": "needs a JDBC driver jar and a JVM; no local peer",
     "databricks_connect": "databricks-connect needs a Databricks workspace; no local peer",
+    "pyspark": "carries the value to Spark executors, where the other rows tag; proven on a "
+    "real cluster by `nox -s sparkworkers`",
 }
 
 #: extra probes of an integration, after its own row

@@ -31,12 +31,15 @@ something is, and hands a function over unchanged when no value applies.
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 from ..engine import attribution
-from ..executor import DEFAULT, PRODUCT, SCOPE, carry, payload
+from ..executor import DEFAULT, PRODUCT, SCOPE, Carried, carry, payload
 from ..settings import Settings
 from ..spec import Integration, Patch, Tag, argument, with_argument
+from ..value import UserAgent
+
+NAME = "pyspark"
 
 #: UDF evaluation types whose function returns a value (called per row, batch or group),
 #: never an iterator to read under the value (pyspark.util.PythonEvalType)
@@ -44,6 +47,50 @@ VALUE_EVAL_TYPES = frozenset((100, 101, 200, 201, 202, 203, 206, 209, 210))
 
 _CONNECT_UDF = "pyspark.sql.connect.udf"
 _CONNECT_STREAMING = "pyspark.sql.connect.streaming.readwriter"
+
+
+#: what :func:`_decision` answers when no value applies where the function is handed over
+#: but products are registered: the function may still be one of theirs (:func:`_definer`)
+_UNDECIDED = Settings(UserAgent("UaAutotag", "Undecided"))
+
+
+def _decision(instance: Any) -> Optional[Settings]:
+    """The value a connection opened here would get (or :data:`_UNDECIDED`)."""
+    settings = attribution.current()
+    if settings is None and attribution.products_registered():
+        return _UNDECIDED
+    return settings
+
+
+def _definer(func: Any, depth: int = 0) -> Optional[Settings]:
+    """The settings of the registered product whose module defined ``func`` (looking
+    through pyspark's own wrapper closures, a few levels deep), if any.
+
+    On the driver that product's frames would be the innermost registered ones while
+    ``func`` runs; on an executor they may not be (a lambda shipped by value does not
+    import its package), so its value travels instead.
+    """
+    st = attribution.state()
+    if st is None or not st.by_package or depth > 3:
+        return None
+    module = getattr(func, "__module__", None)
+    if isinstance(module, str):
+        product = st.product_of_module(module)
+        if product is not None and product.settings is not None:
+            return product.settings
+    inner = getattr(func, "func", None)  # functools.partial
+    found = [inner] if inner is not None else []
+    for cell in getattr(func, "__closure__", None) or ():
+        try:
+            found.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            continue
+    for candidate in found:
+        if callable(candidate) and not isinstance(candidate, type):
+            settings = _definer(candidate, depth + 1)
+            if settings is not None:
+                return settings
+    return None
 
 
 def _kind(settings: Settings) -> str:
@@ -60,7 +107,18 @@ def _kind(settings: Settings) -> str:
 
 
 def _carried(func: Any, settings: Settings, value: bool = False) -> Any:
-    return carry(func, payload(settings, _kind(settings), value))
+    """``func`` carrying the decision: a scope's value; else the product that defined
+    ``func``; else the product or default of the code handing it over; else nothing."""
+    if isinstance(func, Carried):
+        return func  # handed over before (a UDF registered under a name): its decision
+    kind = None if settings is _UNDECIDED else _kind(settings)
+    if kind != SCOPE:
+        definer = _definer(func)
+        if definer is not None and NAME in definer.active:
+            settings, kind = definer, PRODUCT
+    if kind is None:
+        return func
+    return carry(func, payload(settings, kind, value))
 
 
 def _rdd(tag: Tag, rdd: Any, args: Any, kwargs: Any) -> Tuple[Any, Any]:
@@ -96,24 +154,42 @@ def _foreach_batch(tag: Tag, writer: Any, args: Any, kwargs: Any) -> Tuple[Any, 
 
 
 INTEGRATION = Integration(
-    name="pyspark",
+    name=NAME,
     supported=">=3.5",
     system="spark",
     patches=(
         # pyspark 4 keeps the RDD in pyspark.core.rdd, also registered as pyspark.rdd
-        Patch("pyspark.rdd", "PipelinedRDD.__init__", before=_rdd, optional=True),
-        Patch("pyspark.sql.udf", "UserDefinedFunction.__init__", after=_udf, optional=True),
+        Patch(
+            "pyspark.rdd",
+            "PipelinedRDD.__init__",
+            before=_rdd,
+            optional=True,
+            settings=_decision,
+            leaf=True,
+        ),
+        Patch(
+            "pyspark.sql.udf",
+            "UserDefinedFunction.__init__",
+            after=_udf,
+            optional=True,
+            settings=_decision,
+            leaf=True,
+        ),
         Patch(
             "pyspark.sql.streaming.readwriter",
             "DataStreamWriter._construct_foreach_function",
             after=_foreach,
             optional=True,
+            settings=_decision,
+            leaf=True,
         ),
         Patch(
             _CONNECT_UDF,
             "UserDefinedFunction.__init__",
             after=_udf,
             optional=True,
+            settings=_decision,
+            leaf=True,
             when=_CONNECT_UDF,
         ),
         Patch(
@@ -121,6 +197,8 @@ INTEGRATION = Integration(
             "DataStreamWriter.foreachBatch",
             before=_foreach_batch,
             optional=True,
+            settings=_decision,
+            leaf=True,
             when=_CONNECT_STREAMING,
         ),
     ),

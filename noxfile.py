@@ -180,17 +180,19 @@ def dbconnect(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def sparkworkers(session: nox.Session) -> None:
-    """The attribution rule in Spark's Python workers: full pyspark in local mode (a real
-    JVM forking real Python workers) against the local PostgreSQL.
+    """Spark's executors, for real: a standalone master and worker and a Spark Connect
+    server, each started from the full pyspark package with a clean environment, and
+    driver programs (classic and Spark Connect) whose functions open connections on the
+    executors (tests/spark_workers/test_cluster.py); local mode as the quick check.
 
-    pyspark 3.5 is the lightest full pyspark (317 MB sdist, py4j its only dependency; 4.x
-    is 430+ MB, and 4.0.1 passes too) and runs on Java 17 (the JDK system-deps.sh
-    installs) and Python 3.11; no pandas/pyarrow extras. It cannot share a virtualenv with
-    the ``tests`` session's ``pyspark-client``. ``UA_AUTOTAG_SPARK_WORKERS=1`` turns the
-    tests' skip (no Spark or Java) into a failure. Options after ``--`` go to pytest.
+    pyspark 4.0 bundles the Spark Connect server and runs on Java 17 (the JDK
+    system-deps.sh installs) and Python 3.11; its ``connect`` extra brings pandas, pyarrow
+    and grpcio (pandas UDFs, the Connect client). It cannot share a virtualenv with the
+    ``tests`` session's ``pyspark-client``. ``UA_AUTOTAG_SPARK_WORKERS=1`` turns the tests'
+    skip (no Spark or Java) into a failure. Options after ``--`` go to pytest.
     """
     session.run("bash", "scripts/system-deps.sh", external=True)
-    session.install("-e", ".[test]", "psycopg[binary]", "pyspark==3.5.9")
+    session.install("-e", ".[test]", "psycopg[binary]", "pyspark[connect]==4.0.1")
     session.run(
         "pytest", "tests/spark_workers", *session.posargs,
         env={"UA_AUTOTAG_SPARK_WORKERS": "1"},

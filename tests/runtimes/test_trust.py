@@ -166,10 +166,16 @@ def test_a_preload_others_can_write_is_not_handed_to_node(tmp_path: Path, node: 
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "none"  # node started, without our --require
     (line,) = proc.stderr.splitlines()
-    assert line == (
-        f"{WARNING}node hook skipped: directory {folder} is writable by others: not handed "
-        "to node; reinstall ua-autotag where only you or root can write"
+    reason = (
+        f"directory {folder} is writable by others: not handed to node; reinstall "
+        "ua-autotag where only you or root can write"
     )
+    assert line == f"{WARNING}node hook skipped: {reason}"
+    doctor = subprocess.run(
+        [sys.executable, "-m", "ua_autotag", "doctor", "--user-agent", UA],
+        env=base_env(PYTHONPATH=str(root)), capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert f"not added ({reason})" in doctor.stdout, doctor.stdout
 
 
 @pytest.mark.parametrize("where", ["bootstrap", "bootstrap/__pycache__"])

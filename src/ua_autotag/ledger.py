@@ -14,7 +14,9 @@ Two sources, both off until :func:`enable` (``ua_autotag.report()``, or
   ``PGPORT``, a Unix socket ``.s.PGSQL.*``, or a host:port a PostgreSQL integration
   connected to) is listed with the code location (``file:line``) that opened it. A socket
   opened *inside* a REST layer is the evidence that layer's call opened a connection (a
-  request on a kept-alive connection opens none and is not listed).
+  request on a kept-alive connection opens none and is not listed); a REST layer that
+  notes its target claims the socket its thread opened to it just before (aiohttp's
+  connector connects before ``ClientRequest.send`` runs).
 
 Native clients (libpq, gRPC, ODBC, the JVM) open their sockets outside Python: they are
 seen only through their integrations. ``sys.addaudithook`` cannot be undone, so one hook
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 if TYPE_CHECKING:
     from .telemetry import ConnectSpan
 
-__all__ = ["Report", "disable", "enable", "record"]
+__all__ = ["Report", "disable", "enable", "merged", "print_at_exit", "record", "reset"]
 
 #: carriers whose layer runs on every request: a row needs a socket opened inside it
 _REST_CARRIERS = ("http-user-agent",)
@@ -43,7 +45,7 @@ NATIVE_NOTE = (
     "integrations only; Node.js and Java child processes are not listed"
 )
 _PG_PORTS = {5432}
-threading_ident: Any = None  # threading.get_ident, bound by enable()
+_thread_ident: Any = None  # threading.get_ident, bound by enable()
 _modules = sys.modules
 _ON = False
 _INSTALLED = False
@@ -261,7 +263,7 @@ def _untagged(kind: str, host: str, port: Optional[int]) -> None:
         # before the layer that tags the request on it runs (``ClientRequest.send``)
         if len(_pending) > 256:
             _pending.clear()
-        _pending[(threading_ident(), host, port)] = key
+        _pending[(_thread_ident(), host, port)] = key
 
 
 #: (thread, host, port) -> the untagged row of a socket a REST layer may claim
@@ -270,7 +272,7 @@ _pending: Dict[Tuple[Any, Optional[str], Optional[int]], Tuple[Any, ...]] = {}
 
 def _claim(host: Optional[str], port: Optional[int]) -> Optional[Tuple[Any, ...]]:
     """The untagged row of the socket this thread just opened to host:port, taken off."""
-    key = _pending.pop((threading_ident(), host, port), None)
+    key = _pending.pop((_thread_ident(), host, port), None)
     if key is None:
         return None
     count = _rows.get(key, 0)
@@ -417,7 +419,7 @@ class Report:
 
 def enable() -> Report:
     """Turn recording on (idempotent); the first call installs the one audit hook."""
-    global _ON, _INSTALLED, _local, _REPORT, _current_handle, threading_ident
+    global _ON, _INSTALLED, _local, _REPORT, _current_handle, _thread_ident
     import threading
 
     from . import telemetry
@@ -425,7 +427,7 @@ def enable() -> Report:
     _current_handle = telemetry._CURRENT.get
     if _local is None:
         _local = threading.local()
-        threading_ident = threading.get_ident
+        _thread_ident = threading.get_ident
     pg_port = _port(os.environ.get("PGPORT"))
     if pg_port is not None:
         _PG_PORTS.add(pg_port)

@@ -137,6 +137,14 @@ MATRIX = [
     # test peer answers with, and the tests build 4.0-only channel builders
     ("pyspark-client-4.0.0", PYTHON, ["pyspark-client==4.0.0"], ["test_spark_connect.py"]),
     ("pyspark-client-4.2.0", PYTHON, ["pyspark-client==4.2.0"], ["test_spark_connect.py"]),
+    # Databricks Connect: the newest release of each line that installs on Python 3.11
+    # (17.x needs 3.12); each ships its own pyspark, and needs numpy < 2 (hence the pins).
+    # 16.1 also runs in the dbconnect session, which CI runs
+    *(
+        (f"databricks-connect-{v}", PYTHON, [f"databricks-connect=={v}", "pyarrow<18", "pandas<3"],
+         ["test_databricks_connect.py", "test_spark_connect.py"])
+        for v in ("15.4.26", "16.0.4", "16.1.7")
+    ),
 ]
 
 

@@ -174,6 +174,45 @@ def probe_spark_connect(job: Job) -> Result:
         return {"received": received, "where": "client_type of ExecutePlan (gRPC)"}
 
 
+def probe_databricks_connect(job: Job) -> Result:
+    """``DatabricksSession`` against a local TLS gRPC peer (Databricks Connect speaks TLS
+    only): gRPC trusts the peer's throw-away certificate through
+    ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH``, read at this process's first TLS channel."""
+    try:
+        from .spark_peer import SparkConnectPeer
+    except ImportError as exc:
+        raise Skip(f"peer unavailable ({exc})") from None
+    from databricks.connect import DatabricksSession
+    from databricks.sdk.core import Config
+
+    for var in [v for v in os.environ if v.startswith("DATABRICKS_")]:
+        del os.environ[var]  # a real workspace's settings must not be used here
+    os.environ["DATABRICKS_CONFIG_FILE"] = os.devnull
+    try:
+        peer = SparkConnectPeer(tls=True).start()
+    except Exception as exc:  # no openssl for the throw-away certificate
+        raise Skip(f"TLS peer unavailable ({type(exc).__name__}: {exc})") from None
+    try:
+        assert peer.ca_file is not None
+        os.environ["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = peer.ca_file
+        config = Config(
+            host=peer.https_url, token="x", cluster_id="0123-456789-verify", retry_timeout_seconds=1
+        )
+        builder = DatabricksSession.builder.sdkConfig(config)
+        if hasattr(builder, "validateSession"):  # no cluster REST look-up: the peer is gRPC
+            builder = builder.validateSession(False)
+        spark = builder.getOrCreate()
+        try:
+            spark.range(1).collect()
+        finally:
+            with contextlib.suppress(Exception):
+                spark.stop()
+        received = _last(peer.user_agents("ExecutePlan")) or _last(peer.user_agents())
+        return {"received": received, "where": "client_type of ExecutePlan (gRPC over TLS)"}
+    finally:
+        peer.stop()
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 _APP_SQL = "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()"
@@ -459,6 +498,7 @@ PROBES: Dict[str, Callable[[Job], Result]] = {
     "urllib3": probe_urllib3,
     "aiohttp": probe_aiohttp,
     "spark_connect": probe_spark_connect,
+    "databricks_connect": probe_databricks_connect,
     "psycopg": probe_psycopg,
     "psycopg2": probe_psycopg2,
     "asyncpg": probe_asyncpg,

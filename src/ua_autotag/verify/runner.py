@@ -75,7 +75,6 @@ _RUNTIME_CARRIERS = {"node": "user_agent_entry", "java": "application_name"}
 _NO_PEER = {
     "sqlalchemy": "tags through the driver integrations (see their rows); pins only",
     "jaydebeapi": "needs a JDBC driver jar and a JVM; no local peer",
-    "databricks_connect": "databricks-connect needs a Databricks workspace; no local peer",
     "pyspark": "carries the value to Spark executors, where the other rows tag; proven on a "
     "real cluster by `nox -s sparkworkers`",
 }

@@ -85,6 +85,9 @@ MATRIX = [
     ("psycopg-3.1.0", PYTHON, ["psycopg==3.1", "psycopg-pool==3.1"], ["test_psycopg.py"]),
     ("psycopg-3.3.9", PYTHON, ["psycopg[binary]==3.3.9", "psycopg-pool==3.3.3"],
      ["test_psycopg.py"]),
+    # aiohttp 3.8 is the floor of unitycatalog-client too; 3.12 brought client middlewares
+    ("aiohttp-3.8.6", PYTHON, ["aiohttp==3.8.6"], ["test_aiohttp.py"]),
+    ("aiohttp-3.14.5", PYTHON, ["aiohttp==3.14.5"], ["test_aiohttp.py"]),
     ("pg8000-1.29.0", PYTHON, ["pg8000==1.29.0"], ["test_pg8000.py"]),
     ("pg8000-1.31.6", PYTHON, ["pg8000==1.31.6"], ["test_pg8000.py"]),
     # psycopg2 < 2.9.2 does not import on Python 3.11 (2.8.0-2.8.5 do not even compile on
@@ -162,6 +165,8 @@ def matrix(session: nox.Session, requirements: list[str], test_files: list[str])
     """
     session.run("bash", "scripts/system-deps.sh", external=True)
     session.install("-e", ".[test]", *requirements)
+    if "test_aiohttp.py" in test_files:
+        _install_unitycatalog_client(session)
     session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
     session.run("pytest", *(f"tests/integrations/{f}" for f in test_files), *session.posargs)
 

@@ -153,7 +153,7 @@ def report(
         raise ConfigurationError(f"report format must be 'text' or 'json', got {format!r}")
     if not enabled:
         ledger.disable()
-        return ledger._REPORT or ledger.Report()
+        return ledger.report_so_far()
     result = ledger.enable()
     if format is not None:
         ledger.print_at_exit(format, file)
@@ -199,8 +199,10 @@ def _is_the_command() -> bool:
 
 def _report_from_env() -> None:
     """``UA_AUTOTAG_REPORT=text|json`` (set by ``ua-autotag run --report``): report on."""
+    from . import settings
+
     env = _os.environ
-    fmt = env.get("UA_AUTOTAG_REPORT", "").strip().lower()
+    fmt = env.get(settings.REPORT_VAR, "").strip().lower()
     if not fmt or _is_the_command():  # the command's children report, not the command
         return
     try:
@@ -210,7 +212,7 @@ def _report_from_env() -> None:
         ledger.print_at_exit(
             "json" if fmt == "json" else "text",
             None,
-            env.get("UA_AUTOTAG_REPORT_DIR") or None,
+            env.get(settings.REPORT_DIR_VAR) or None,
         )
     except Exception as exc:  # never kill the import
         import sys
@@ -220,20 +222,16 @@ def _report_from_env() -> None:
 
 def _activate_from_env() -> None:
     """The one-liner: set the process default from the environment, never killing the import."""
+    from . import settings
+
     env = _os.environ
-    if not (
-        env.get("UA_AUTOTAG_USER_AGENT")
-        or env.get("UA_AUTOTAG_ISV")
-        or env.get("UA_AUTOTAG_PRODUCT")
-    ):
+    if not settings.has_user_agent(env):
         return
     if _is_the_command():
         # the `ua-autotag` command itself (script or `python -m ua_autotag`): it validates
         # and reports the configuration its own way; its children are the ones tagged
         return
-    from . import settings
-
-    strict = env.get("UA_AUTOTAG_STRICT", "").strip().lower() in ("1", "true", "yes", "on")
+    strict = settings.is_true(env.get(settings.VAR["strict"]))
     try:
         settings.apply_log_level()
         instrument()
@@ -244,8 +242,9 @@ def _activate_from_env() -> None:
 
         logging.getLogger("ua_autotag").warning(
             "ua_autotag: not instrumenting, bad configuration in the environment: %s "
-            "(set UA_AUTOTAG_STRICT=true to make this an error)",
+            "(set %s=true to make this an error)",
             exc,
+            settings.VAR["strict"],
         )
 
 

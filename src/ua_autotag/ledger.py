@@ -417,6 +417,16 @@ class Report:
         disable()
 
 
+def is_on() -> bool:
+    """Whether the report is recording."""
+    return _ON
+
+
+def report_so_far() -> Report:
+    """The report being recorded (an empty one when none was ever enabled)."""
+    return _REPORT or Report()
+
+
 def enable() -> Report:
     """Turn recording on (idempotent); the first call installs the one audit hook."""
     global _ON, _INSTALLED, _local, _REPORT, _current_handle, _thread_ident
@@ -424,7 +434,7 @@ def enable() -> Report:
 
     from . import telemetry
 
-    _current_handle = telemetry._CURRENT.get
+    _current_handle = telemetry.current
     if _local is None:
         _local = threading.local()
         _thread_ident = threading.get_ident

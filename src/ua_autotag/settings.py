@@ -26,6 +26,8 @@ __all__ = [
     "MODES",
     "OPTIONS",
     "VALUE_OPTIONS",
+    "VALUE_VARS",
+    "VAR",
     "ConfigurationError",
     "Option",
     "Settings",
@@ -33,6 +35,7 @@ __all__ = [
     "carriers_in_use",
     "check_carriers",
     "has_user_agent",
+    "is_true",
     "resolve",
 ]
 
@@ -110,14 +113,31 @@ OPTIONS: Tuple[Option, ...] = (
 #: The value options (the rest are behaviour).
 VALUE_OPTIONS = ("user_agent", "isv", "product", "version", "version_from")
 
+#: option name -> its environment variable (every name below is derived from here)
+VAR: Dict[str, str] = {o.name: o.env for o in OPTIONS if o.env is not None}
+
+#: Variables that are not options of ``instrument()``, with what they mean.
+LOG_LEVEL_VAR = "UA_AUTOTAG_LOG_LEVEL"
+ODBC_DRIVERS_VAR = "UA_AUTOTAG_ODBC_DRIVERS"
+ODBC_DSNS_VAR = "UA_AUTOTAG_ODBC_DSNS"
+CACHE_DIR_VAR = "UA_AUTOTAG_CACHE_DIR"
+REPORT_VAR = "UA_AUTOTAG_REPORT"
+REPORT_DIR_VAR = "UA_AUTOTAG_REPORT_DIR"
+
 #: Every environment variable ua-autotag reads, with what it means (README table).
 ENV: Dict[str, str] = {
     **{o.env: o.help for o in OPTIONS if o.env},
-    "UA_AUTOTAG_LOG_LEVEL": "level of the 'ua_autotag' logger (DEBUG, INFO, WARNING...)",
-    "UA_AUTOTAG_ODBC_DRIVERS": "comma list of extra ODBC driver-name fragments meaning Databricks",
-    "UA_AUTOTAG_ODBC_DSNS": "comma list of ODBC DSN names meaning Databricks",
-    "UA_AUTOTAG_CACHE_DIR": "where the launcher keeps what it builds for Java children",
+    LOG_LEVEL_VAR: "level of the 'ua_autotag' logger (DEBUG, INFO, WARNING...)",
+    ODBC_DRIVERS_VAR: "comma list of extra ODBC driver-name fragments meaning Databricks",
+    ODBC_DSNS_VAR: "comma list of ODBC DSN names meaning Databricks",
+    CACHE_DIR_VAR: "where the launcher keeps what it builds for Java children",
+    REPORT_VAR: "text | json: print the connection report at exit (set by run --report)",
+    REPORT_DIR_VAR: "where a child writes its report for the launcher to merge",
 }
+
+#: The variables any one of which configures the process default's value (what makes
+#: ``import ua_autotag``, and the launcher's ``.pth`` line, instrument).
+VALUE_VARS = (VAR["user_agent"], VAR["isv"], VAR["product"])
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -206,11 +226,7 @@ class Settings:
 
 def has_user_agent(env: Mapping[str, str]) -> bool:
     """Whether ``env`` configures a value (what makes ``import ua_autotag`` instrument)."""
-    return bool(
-        env.get("UA_AUTOTAG_USER_AGENT")
-        or env.get("UA_AUTOTAG_ISV")
-        or env.get("UA_AUTOTAG_PRODUCT")
-    )
+    return any(env.get(var) for var in VALUE_VARS)
 
 
 def carriers_in_use(settings: Settings) -> FrozenSet[str]:
@@ -233,12 +249,17 @@ def check_carriers(ua: UserAgent, settings: Settings, label: str = "") -> None:
             how = (  # a library product decides in its own code, not in its users' environment
                 "disabled=[...] in its instrument() call"
                 if settings.packages
-                else "disabled=[...], UA_AUTOTAG_DISABLED_INTEGRATIONS or --disable"
+                else f"disabled=[...], {VAR['disabled']} or --disable"
             )
             raise InvalidUserAgent(
                 f"{prefix}{exc}; shorten the value, or disable the integrations that carry it "
                 f"there ({', '.join(users)}) with {how}"
             ) from None
+
+
+def is_true(raw: Optional[str]) -> bool:
+    """Whether an environment value means true (``1``, ``true``, ``yes``, ``on``)."""
+    return raw is not None and raw.strip().lower() in _TRUE
 
 
 def _parse_bool(name: str, raw: str) -> bool:
@@ -292,9 +313,9 @@ def resolve(
     ua = value.resolve()
     # a product's mode is its own (how its value joins the caller's is the product's call);
     # the environment's is the process default's, like its value (docs/attribution.md)
-    mode = given.choice("mode", None if packages else "UA_AUTOTAG_MODE", MODES)
-    spans = given.flag("spans", "UA_AUTOTAG_SPANS", True)
-    strict = given.flag("strict", "UA_AUTOTAG_STRICT", False)
+    mode = given.choice("mode", None if packages else VAR["mode"], MODES)
+    spans = given.flag("spans", VAR["spans"], True)
+    strict = given.flag("strict", VAR["strict"], False)
     disabled, only = given.integrations()
     hosts = given.hosts()
     if packages:
@@ -354,7 +375,7 @@ class _Given:
             d.strip().lower() for d in self.options.get("disabled") or () if d.strip()
         )
         source = self.names.get("disabled", "argument") if disabled else "default"
-        var = "UA_AUTOTAG_DISABLED_INTEGRATIONS"
+        var = VAR["disabled"]
         if self.env.get(var, "").strip():
             disabled |= _parse_list(self.env[var])
             source = f"env {var}" if source == "default" else f"{source} + env {var}"
@@ -368,7 +389,7 @@ class _Given:
         return disabled, only
 
     def hosts(self) -> Tuple[str, ...]:
-        raw, _ = self.pick("rest_hosts", "UA_AUTOTAG_REST_HOSTS")
+        raw, _ = self.pick("rest_hosts", VAR["rest_hosts"])
         if raw is not None and not isinstance(raw, str):
             raw = ",".join(raw)  # a list from the API, a comma list from elsewhere
         return tuple(sorted(_parse_list(raw))) if raw else ()
@@ -461,18 +482,24 @@ class _Value:
         if self.packages:
             raise InvalidUserAgent(
                 "a product registered with packages= needs its own value: pass user_agent=... "
-                "(or isv=/product=); UA_AUTOTAG_USER_AGENT is the process default's"
+                f"(or isv=/product=); {VAR['user_agent']} is the process default's"
             )
-        if env.get("UA_AUTOTAG_USER_AGENT"):
-            sources["user_agent"] = "env UA_AUTOTAG_USER_AGENT"
-            self.where = "UA_AUTOTAG_USER_AGENT"
-            text = env["UA_AUTOTAG_USER_AGENT"]
-            return _labelled("UA_AUTOTAG_USER_AGENT", lambda: UserAgent.parse(text))
-        if env.get("UA_AUTOTAG_ISV") or env.get("UA_AUTOTAG_PRODUCT"):
-            sources["user_agent"] = "env UA_AUTOTAG_ISV + UA_AUTOTAG_PRODUCT"
-            parts = (env.get("UA_AUTOTAG_ISV", ""), env.get("UA_AUTOTAG_PRODUCT", ""))
-            version = env.get("UA_AUTOTAG_VERSION") or None
-            self.where = "UA_AUTOTAG_ISV/PRODUCT/VERSION"
+        full, isv, product, version_var = (
+            VAR["user_agent"],
+            VAR["isv"],
+            VAR["product"],
+            VAR["version"],
+        )
+        if env.get(full):
+            sources["user_agent"] = f"env {full}"
+            self.where = full
+            text = env[full]
+            return _labelled(full, lambda: UserAgent.parse(text))
+        if env.get(isv) or env.get(product):
+            sources["user_agent"] = f"env {isv} + {product}"
+            parts = (env.get(isv, ""), env.get(product, ""))
+            version = env.get(version_var) or None
+            self.where = f"{isv}/PRODUCT/VERSION"
             return _labelled(self.where, lambda: UserAgent(*parts, version))
         label = self.label
         hint = (
@@ -481,8 +508,8 @@ class _Value:
             else "pass user_agent=... (or isv=/product=)"
         )
         raise InvalidUserAgent(
-            f"no User-Agent configured: {hint} or set UA_AUTOTAG_USER_AGENT "
-            "(or UA_AUTOTAG_ISV and UA_AUTOTAG_PRODUCT)"
+            f"no User-Agent configured: {hint} or set {VAR['user_agent']} "
+            f"(or {VAR['isv']} and {VAR['product']})"
         )
 
     def versioned(self, ua: UserAgent) -> UserAgent:
@@ -495,7 +522,8 @@ class _Value:
         dist, where = self.version_from, self.label("version_from")
         from_env = self.user_agent is None and self.isv is None and not self.packages
         if dist is None and from_env and ua.version is None:
-            dist, where = env.get("UA_AUTOTAG_VERSION_FROM") or None, "UA_AUTOTAG_VERSION_FROM"
+            where = VAR["version_from"]
+            dist = env.get(where) or None
         if dist is None:
             return ua
         sources["version"] = f"{where}: distribution {dist}"
@@ -506,7 +534,7 @@ class _Value:
 def apply_log_level(environ: Optional[Mapping[str, str]] = None, label: str = "") -> None:
     """Honour ``UA_AUTOTAG_LOG_LEVEL`` on the ``ua_autotag`` logger (``logging`` only if set)."""
     env = os.environ if environ is None else environ
-    raw = env.get("UA_AUTOTAG_LOG_LEVEL")
+    raw = env.get(LOG_LEVEL_VAR)
     if not raw:
         return
     import logging
@@ -514,7 +542,6 @@ def apply_log_level(environ: Optional[Mapping[str, str]] = None, label: str = ""
     level = logging.getLevelName(raw.strip().upper())
     if not isinstance(level, int):
         raise ConfigurationError(
-            f"{label or 'UA_AUTOTAG_LOG_LEVEL'} must be DEBUG, INFO, WARNING, ERROR or CRITICAL: "
-            f"{raw!r}"
+            f"{label or LOG_LEVEL_VAR} must be DEBUG, INFO, WARNING, ERROR or CRITICAL: {raw!r}"
         )
     logging.getLogger("ua_autotag").setLevel(level)

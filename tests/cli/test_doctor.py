@@ -6,7 +6,7 @@ import json
 
 from tests.cli.conftest import UA, clean_env, cli, one_line_error
 from ua_autotag.catalog import CATALOG
-from ua_autotag.engine import patcher as registry
+from ua_autotag.engine import patcher
 
 SECRETS = {
     "DATABRICKS_TOKEN": "dapi0123456789abcdef0123456789abcdef",
@@ -40,10 +40,10 @@ def test_doctor_reports_values_and_where_they_came_from() -> None:
 def test_doctor_integrations_show_version_range_and_patches() -> None:
     _, report = _doctor(UA_AUTOTAG_USER_AGENT=UA, UA_AUTOTAG_DISABLED_INTEGRATIONS="asyncpg")
     rows = {r["integration"]: r for r in report["integrations"]}
-    spec = registry.load_spec("psycopg")
+    spec = patcher.load_spec("psycopg")
     psycopg = rows["psycopg"]
     assert psycopg["status"] == "would patch"
-    assert psycopg["installed"] == registry.installed_version(spec.distributions)
+    assert psycopg["installed"] == patcher.installed_version(spec.distributions)
     assert psycopg["supported"] == spec.supported
     assert psycopg["trigger"] == "psycopg"
     assert [p.split(" ")[0] for p in psycopg["patches"]] == [

@@ -104,7 +104,7 @@ def test_display_bytes_fast_path_matches_the_rule(text: str) -> None:
 @settings(max_examples=150, deadline=None)
 @given(user=plain, mode=st.sampled_from(MODES))
 def test_spark_merge_cached_equals_uncached(user: str, mode: str) -> None:
-    from ua_autotag.integrations.spark_connect import merge_result
+    from ua_autotag.merge.spark import merge_result
 
     result = f"{user} spark/4.0.0 os/linux python/3.11.7"
     try:
@@ -119,7 +119,7 @@ def test_spark_merge_cached_equals_uncached(user: str, mode: str) -> None:
 
 
 def test_spark_merge_changed_value_or_mode_misses() -> None:
-    from ua_autotag.integrations.spark_connect import merge_result
+    from ua_autotag.merge.spark import merge_result
 
     result = "app spark/4.0.0 os/linux python/3.11.7"
     merge_result(result, "app", "app", OURS, "append")

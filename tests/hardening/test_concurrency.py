@@ -24,10 +24,15 @@ def _app_name(conn: Any) -> str:
 
 
 def test_threads_with_scopes_while_retargeting(pg_dsn: str) -> None:
+    """Each connection carries the value in force for it: its scope's, else the global
+    value of the moment. A connect that no re-target overlapped has exactly one value in
+    force (the re-targeter publishes an odd generation while it switches, even after)."""
     import psycopg
 
     ua_autotag.instrument(A, spans=False)
-    seen: list[tuple[str | None, str]] = []
+    values = [A]  # values[generation // 2]: the global value of a settled generation
+    generation = [0]
+    seen: list[tuple[str | None, int, int, str]] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
     start = threading.Barrier(THREADS + 1)
@@ -37,6 +42,7 @@ def test_threads_with_scopes_while_retargeting(pg_dsn: str) -> None:
             start.wait()
             for i in range(PER_THREAD):
                 scoped = f"Scope{index}_Product/{i}" if i % 2 == 0 else None
+                before = generation[0]
                 if scoped is not None:
                     with ua_autotag.user_agent(scoped), psycopg.connect(pg_dsn) as conn:
                         got = _app_name(conn)
@@ -44,7 +50,7 @@ def test_threads_with_scopes_while_retargeting(pg_dsn: str) -> None:
                     with psycopg.connect(pg_dsn) as conn:
                         got = _app_name(conn)
                 with lock:
-                    seen.append((scoped, got))
+                    seen.append((scoped, before, generation[0], got))
         except BaseException as exc:  # collected: the assertion below names it
             errors.append(exc)
 
@@ -53,16 +59,26 @@ def test_threads_with_scopes_while_retargeting(pg_dsn: str) -> None:
         t.start()
     start.wait()
     for n in range(40):  # re-target while the workers connect
-        ua_autotag.instrument(B if n % 2 == 0 else A, spans=False)
+        value = A if n % 2 == 0 else B  # ends on B: a stale A shows
+        generation[0] += 1  # odd: switching
+        ua_autotag.instrument(value, spans=False)
+        values.append(value)
+        generation[0] += 1  # even: settled on values[-1]
     for t in threads:
         t.join()
     assert errors == []
     assert len(seen) == THREADS * PER_THREAD
-    for scoped, got in seen:
+    settled = 0
+    for scoped, before, after, got in seen:
         if scoped is not None:
             assert got == scoped  # the scope's value, exactly, once
+        elif before == after and before % 2 == 0:
+            settled += 1
+            assert got == values[before // 2]  # no re-target overlapped: that one value
         else:
-            assert got in (A, B)  # whichever global value was in force at connect
+            in_force = set(values[before // 2 : (after + 1) // 2 + 1])
+            assert got in in_force
+    assert settled > 0  # the exact check ran
 
 
 def test_asyncio_gather_of_100_connects_with_task_scopes(pg_dsn: str) -> None:

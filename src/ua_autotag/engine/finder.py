@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     Hook = Callable[[ModuleType], None]
 
-__all__ = ["Finder", "unwatch_all", "watch", "watched"]
+__all__ = ["Finder", "initializing", "unwatch_all", "watch", "watched"]
 
 _LOCK = RLock()
 _HOOKS: Dict[str, List[Hook]] = {}
@@ -107,7 +107,8 @@ def _install() -> None:
         sys.meta_path.insert(0, _FINDER)
 
 
-def _initializing(module: Any) -> bool:
+def initializing(module: Any) -> bool:
+    """Whether ``module`` is still executing (``sys.modules`` holds it mid-import)."""
     spec = getattr(module, "__spec__", None)
     return bool(getattr(spec, "_initializing", False))
 
@@ -126,14 +127,14 @@ def watch(name: str, hook: Hook) -> None:
         module = sys.modules.get(name)
     if module is None:
         return
-    if _initializing(module):
+    if initializing(module):
         import importlib
 
         try:
             module = importlib.import_module(name)  # waits for the other thread's import
         except Exception:
             return  # its import failed: nothing to patch
-        if not getattr(module, "__spec__", None) or _initializing(module):
+        if not getattr(module, "__spec__", None) or initializing(module):
             return  # imported by this very thread, mid-way: our loader runs the hook
     try:  # noqa: SIM105 - contextlib costs ~2 ms at import (collections, functools)
         hook(module)

@@ -25,6 +25,7 @@ from ..catalog import CATALOG, module_for
 from ..scrub import scrub
 from ..spec import Integration, IntegrationStatus, Patch
 from . import attribution
+from .finder import initializing
 from .wrapper import Applied, pin_wrapper, tag_wrapper
 
 __all__ = [
@@ -207,7 +208,7 @@ def apply(name: str) -> None:
         )
     for module in {p.when for p in spec.patches if p.when is not None}:
         loaded = sys.modules.get(module)
-        if loaded is not None and not _initializing(loaded):
+        if loaded is not None and not initializing(loaded):
             _apply_deferred(live, module)  # imported before the client was
     logger.debug("ua_autotag: patched %s %s", name, version)
 
@@ -261,10 +262,6 @@ def _apply_live(
     return live
 
 
-def _initializing(module: Any) -> bool:
-    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
-
-
 def apply_deferred(name: str, module: str) -> None:
     """``module`` (a catalog ``watch`` entry of ``name``) was imported: wrap what waits for it."""
     live = _LIVE.get(name)
@@ -295,12 +292,7 @@ def _apply_deferred(live: _Live, module: str) -> None:
         try:
             live.handles.append((patch, _wrap(live, patch, original)))
         except Exception as exc:
-            logger.warning(
-                "ua_autotag: %s: could not wrap %s (%s)",
-                live.spec.name,
-                patch.name,
-                type(exc).__name__,
-            )
+            _step_failed(f"{live.spec.name}: wrapping {patch.name}", exc, missed=True)
 
 
 def _refresh(live: _Live) -> None:
@@ -317,7 +309,7 @@ def _refresh(live: _Live) -> None:
         try:
             live.handles[index] = (patch, _wrap(live, patch, current))
         except Exception as exc:
-            logger.debug("ua_autotag: re-wrap of %s failed: %s", patch.name, type(exc).__name__)
+            _step_failed(f"re-wrapping {patch.name}", exc)
 
 
 def spans_armed() -> bool:
@@ -349,7 +341,14 @@ def sync_spans() -> None:
             try:
                 live.handles.append((patch, _wrap(live, patch, _resolve(patch))))
             except Exception as exc:
-                logger.debug("ua_autotag: could not wrap %s: %s", patch.name, type(exc).__name__)
+                _step_failed(f"wrapping the span layer {patch.name}", exc)
+
+
+def _step_failed(what: str, exc: Exception, missed: bool = False) -> None:
+    """A lifecycle step failed: the one policy (nothing here ever raises). A step whose
+    failure leaves calls untagged (``missed``) warns; a clean-up step logs at DEBUG."""
+    log = logger.warning if missed else logger.debug
+    log("ua_autotag: %s failed (%s); left as it was", what, type(exc).__name__)
 
 
 def _unwrap(patch: Patch, handle: Any) -> None:
@@ -362,9 +361,7 @@ def _unwrap(patch: Patch, handle: Any) -> None:
             if current is handle:
                 setattr(parent, attribute, getattr(handle, "__wrapped__"))  # noqa: B009
     except Exception as exc:
-        logger.debug(
-            "ua_autotag: left a disabled wrapper on %s (%s)", patch.name, type(exc).__name__
-        )
+        _step_failed(f"unwrapping {patch.name} (left there, switched off)", exc)
 
 
 def _remove(live: _Live) -> None:
@@ -377,7 +374,7 @@ def _remove(live: _Live) -> None:
         try:
             live.undo()
         except Exception as exc:
-            logger.debug("ua_autotag: undo of %s failed: %s", live.spec.name, type(exc).__name__)
+            _step_failed(f"undoing the set-up of {live.spec.name}", exc)
         live.undo = None
 
 

@@ -33,7 +33,7 @@ Wrapper = Callable[[Any, Any, Args, Kwargs], Any]
 
 #: the connection report (``ua_autotag.report()``) is on: every tagging call opens a
 #: connect handle the report records (see :mod:`ua_autotag.ledger`)
-_REPORTING = getattr(sys.modules.get("ua_autotag.ledger"), "_ON", False)
+_REPORTING = bool(getattr(sys.modules.get("ua_autotag.ledger"), "is_on", bool)())
 
 
 def set_reporting(on: bool) -> None:
@@ -67,7 +67,12 @@ class Applied:
         if strict and isinstance(exc, (InvalidUserAgent, ConfigurationError)):
             raise exc
         if self.warned:
-            logger.debug("ua_autotag: %s %s failed again: %s", self.spec.name, step, type(exc))
+            logger.debug(
+                "ua_autotag: %s could not %s a call again: %s",
+                self.spec.name,
+                step,
+                type(exc).__name__,
+            )
             return
         self.warned = True
         logger.warning(

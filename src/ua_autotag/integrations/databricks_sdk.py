@@ -59,9 +59,6 @@ logger = logging.getLogger("ua_autotag")
 CARRIER = "http-user-agent"
 _ATTR = "_user_agent_base"
 
-# (SDK header, our value, mode) -> merged header; a handful of entries per process.
-_CACHE: Dict[Tuple[str, str, str], str] = {}
-_CACHE_MAX = 256
 _warned = threading.Event()
 
 
@@ -83,15 +80,7 @@ def tag_header(raw: str, owner: Any) -> str:
     if settings is None or "databricks_sdk" not in settings.active:
         return raw
     try:
-        ours = settings.user_agent.render(CARRIER)
-        key = (raw, ours, settings.mode)
-        merged = _CACHE.get(key)
-        if merged is None:
-            merged = merge_sdk_header(raw, ours, settings.mode)
-            if len(_CACHE) >= _CACHE_MAX:
-                _CACHE.clear()
-            _CACHE[key] = merged
-        return merged
+        return merge_sdk_header(raw, settings.user_agent.render(CARRIER), settings.mode)
     except Exception as exc:  # never break a request: send the SDK's header as is
         if not _warned.is_set():
             _warned.set()
@@ -175,7 +164,6 @@ def _setup() -> Callable[[], None]:
             delattr(_BaseClient, _ATTR)
         if Config.__dict__.get("user_agent") is tagged:
             setattr(Config, "user_agent", original)  # noqa: B010
-        _CACHE.clear()
 
     return undo
 

@@ -37,23 +37,14 @@ from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple
 
 from .. import telemetry
 from ..hosts import rules_for
-from ..merge.odbc import (
-    USER_AGENT_ENTRY,
-    OdbcAttribute,
-    merge_odbc_attribute,
-    odbc_attributes,
-    odbc_quote,
-)
-from ..merge.tokens import merge_tokens
-from ..settings import Settings
+from ..merge.odbc import OdbcAttribute, merge_call, odbc_attributes
+from ..settings import ODBC_DRIVERS_VAR, ODBC_DSNS_VAR, Settings
 from ..spec import Integration, Patch, Tag
 
 logger = logging.getLogger("ua_autotag")
 
 #: Driver name / path fragments of the Databricks and Simba Spark ODBC drivers.
 DRIVER_PATTERNS = ("databricks", "simba spark", "sparkodbc")
-ENV_DRIVERS = "UA_AUTOTAG_ODBC_DRIVERS"
-ENV_DSNS = "UA_AUTOTAG_ODBC_DSNS"
 
 # keywords pyodbc.connect consumes itself (not appended to the connection string)
 _SPECIAL = frozenset({"autocommit", "ansi", "timeout", "readonly", "attrs_before", "encoding"})
@@ -69,10 +60,10 @@ class OdbcRules:
     __slots__ = ("drivers", "dsn_drivers", "dsns")
 
     def __init__(self, environ: Mapping[str, str]) -> None:
-        extra = [d.strip().lower() for d in environ.get(ENV_DRIVERS, "").split(",")]
+        extra = [d.strip().lower() for d in environ.get(ODBC_DRIVERS_VAR, "").split(",")]
         self.drivers = DRIVER_PATTERNS + tuple(d for d in extra if d)
         self.dsns = frozenset(
-            d.strip().lower() for d in environ.get(ENV_DSNS, "").split(",") if d.strip()
+            d.strip().lower() for d in environ.get(ODBC_DSNS_VAR, "").split(",") if d.strip()
         )
         self.dsn_drivers: Dict[str, Optional[str]] = {}  # asked once per DSN
 
@@ -207,25 +198,7 @@ def make_plan(
     args: Args = (text,) if positional else ()
     if not is_databricks(settings, args, kwargs, parsed):
         return _SKIP
-    entries = [a for a in parsed if a.key.lower() == "useragententry"]
-    keyword = next((k for k in kwargs if k.lower() == "useragententry"), None)
-    new_kwargs: Tuple[Tuple[str, Any], ...] = ()
-    new_text: Optional[str] = None
-    sent: Optional[str] = None
-    if keyword is not None:
-        value = kwargs[keyword]
-        existing = value.strip() if isinstance(value, str) else None
-        sent = merge_tokens(existing or None, ours, mode)
-        if sent != existing:
-            new_kwargs = ((keyword, odbc_quote(sent)),)
-    if entries or (keyword is None and positional):
-        merged = merge_odbc_attribute(text, USER_AGENT_ENTRY, ours, mode)
-        new_text = None if merged == text else merged
-        first = entries[0].value.strip() if entries else ""
-        sent = merge_tokens(first or None, ours, mode)
-    elif keyword is None:  # keywords only: add ours the same way
-        new_kwargs = ((USER_AGENT_ENTRY, ours),)
-        sent = ours
+    new_text, new_kwargs, sent = merge_call(text, parsed, positional, kwargs, ours, mode)
     return Plan(True, new_text, new_kwargs, sent)
 
 

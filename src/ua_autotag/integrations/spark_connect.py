@@ -37,7 +37,6 @@ warning is logged once (never cut, never an error in the application's call).
 
 from __future__ import annotations
 
-import functools
 import os
 import urllib.parse
 from typing import Any, Optional, Tuple
@@ -45,7 +44,7 @@ from typing import Any, Optional, Tuple
 from .. import telemetry
 from ..engine import attribution
 from ..merge import own_value
-from ..merge.spark import DEFAULT_USER_AGENT, merge_user_part
+from ..merge.spark import DEFAULT_USER_AGENT, merge_result
 from ..settings import Settings
 from ..spec import Integration, Patch, Tag
 
@@ -109,18 +108,6 @@ def _exported(settings: Settings) -> Optional[str]:
 def _before_launcher() -> str:
     own = own_value(os.environ, "SPARK_CONNECT_USER_AGENT")
     return DEFAULT_USER_AGENT if own is None else own
-
-
-@functools.lru_cache(maxsize=256)  # per request, the same few values: cache the whole step
-def merge_result(result: str, user: str, own: str, ours: str, mode: str) -> str:
-    """The user agent ``result`` (whose user part is ``user``, the caller's own part
-    ``own``) with ``ours`` merged in."""
-    if result.startswith(user + " "):
-        rest = result[len(user) :]
-    else:  # a subclass with its own layout: treat the whole value as the caller's
-        user, own, rest = result, result, ""
-    merged = merge_user_part(own, ours, mode)
-    return merged + rest if merged != user else result
 
 
 def target_of(builder: Any) -> Tuple[Optional[str], Optional[int]]:

@@ -14,17 +14,34 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, Mapping, Optional
 
-__all__ = ["CARRIERS", "Carrier", "debug", "exported", "own_value"]
+__all__ = [
+    "APPLICATION_NAME_LIMIT",
+    "CARRIERS",
+    "SPARK_CONNECT_LIMIT",
+    "Carrier",
+    "debug",
+    "exported",
+    "own_value",
+]
+
+#: NAMEDATALEN - 1: PostgreSQL silently cuts ``application_name`` after 63 bytes
+APPLICATION_NAME_LIMIT = 63
+#: the Spark Connect client refuses a user part over 2048 characters after URL-quoting
+SPARK_CONNECT_LIMIT = 2048
 
 
 class Carrier:
-    """Where a client carries the value, and the byte limit it imposes (if any)."""
+    """Where a client carries the value, the byte limit it imposes (if any), and the
+    module under ``ua_autotag.merge`` that holds its merge rule."""
 
-    __slots__ = ("description", "max_bytes", "name")
+    __slots__ = ("description", "max_bytes", "module", "name")
 
-    def __init__(self, name: str, description: str, max_bytes: Optional[int] = None) -> None:
+    def __init__(
+        self, name: str, description: str, module: str, max_bytes: Optional[int] = None
+    ) -> None:
         self.name = name
         self.description = description
+        self.module = module
         self.max_bytes = max_bytes
 
     def __repr__(self) -> str:
@@ -34,11 +51,16 @@ class Carrier:
 CARRIERS: Dict[str, Carrier] = {
     c.name: c
     for c in (
-        Carrier("http-user-agent", "HTTP User-Agent header (Databricks SDK, REST)"),
-        Carrier("user_agent_entry", "databricks-sql-connector user_agent_entry"),
-        Carrier("odbc", "ODBC / JDBC UserAgentEntry attribute"),
-        Carrier("application_name", "PostgreSQL / Lakebase application_name", 63),
-        Carrier("spark_connect", "Spark Connect client user agent", 2048),
+        Carrier("http-user-agent", "HTTP User-Agent header (Databricks SDK, REST)", "http"),
+        Carrier("user_agent_entry", "databricks-sql-connector user_agent_entry", "entry"),
+        Carrier("odbc", "ODBC / JDBC UserAgentEntry attribute", "odbc"),
+        Carrier(
+            "application_name",
+            "PostgreSQL / Lakebase application_name",
+            "libpq",
+            APPLICATION_NAME_LIMIT,
+        ),
+        Carrier("spark_connect", "Spark Connect client user agent", "spark", SPARK_CONNECT_LIMIT),
     )
 }
 

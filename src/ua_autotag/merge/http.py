@@ -1,5 +1,7 @@
 """REST ``User-Agent`` headers (requests, httpx, urllib3, aiohttp): ours once, clients' own kept.
 
+Carrier ``http-user-agent`` (:data:`ua_autotag.merge.CARRIERS`).
+
 Pure functions, plus the request copy every REST integration sends instead of the caller's object.
 """
 
@@ -133,6 +135,7 @@ def copy_with_header(message: Any, name: str, value: str, store: Any = None) -> 
     return sent
 
 
+@functools.lru_cache(maxsize=256)  # (SDK header, ours, mode): a handful per process
 def merge_sdk_header(raw: str, ours: str, mode: str) -> str:
     """Merge ``ours`` into an SDK User-Agent; the leading product slot is never touched.
 

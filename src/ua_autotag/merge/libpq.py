@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import functools
 
-from . import debug, own_value
+from . import APPLICATION_NAME_LIMIT, debug, own_value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # no typing at run time: the launcher merges PGAPPNAME through here
     from typing import Any, List, Mapping, Optional, Tuple
 
 __all__ = [
-    "APPLICATION_NAME_LIMIT",
     "conninfo_parameter",
     "libpq_application_name",
     "merge_application_name",
@@ -24,8 +23,6 @@ __all__ = [
     "with_conninfo_parameter",
     "with_uri_parameter",
 ]
-
-APPLICATION_NAME_LIMIT = 63  # NAMEDATALEN - 1: PostgreSQL silently cuts the rest
 
 
 def pg_display_bytes(text: str) -> int:

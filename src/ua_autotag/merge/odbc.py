@@ -1,17 +1,20 @@
 """ODBC connection strings and JDBC URL parameters: ``UserAgentEntry``, escaping kept.
 
+Carrier ``odbc`` (:data:`ua_autotag.merge.CARRIERS`).
+
 Pure functions: the caller's text in, the text to send out, byte for byte where untouched.
 """
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from .tokens import merge_tokens
 
 __all__ = [
     "USER_AGENT_ENTRY",
     "OdbcAttribute",
+    "merge_call",
     "merge_odbc_attribute",
     "odbc_attributes",
     "odbc_quote",
@@ -125,3 +128,40 @@ def merge_odbc_attribute(text: str, key: str, ours: str, mode: str, braces: bool
         last = attr.end
     out.append(text[last:])
     return "".join(out)
+
+
+def merge_call(
+    text: str,
+    parsed: Tuple[OdbcAttribute, ...],
+    positional: bool,
+    kwargs: Dict[str, Any],
+    ours: str,
+    mode: str,
+) -> Tuple[Optional[str], Tuple[Tuple[str, Any], ...], Optional[str]]:
+    """One ``pyodbc.connect(text, **kwargs)`` call with ``ours`` merged in: (the text to
+    pass instead or None, keywords to set, the ``UserAgentEntry`` the driver gets).
+
+    A caller's ``UserAgentEntry`` (string or keyword, any case) is merged in place per
+    mode, its escaping kept; otherwise ours is appended to the string (or passed as a
+    keyword when the caller gave keywords only). ``parsed`` is ``odbc_attributes(text)``.
+    """
+    entries = [a for a in parsed if a.key.lower() == "useragententry"]
+    keyword = next((k for k in kwargs if k.lower() == "useragententry"), None)
+    new_kwargs: Tuple[Tuple[str, Any], ...] = ()
+    new_text: Optional[str] = None
+    sent: Optional[str] = None
+    if keyword is not None:
+        value = kwargs[keyword]
+        existing = value.strip() if isinstance(value, str) else None
+        sent = merge_tokens(existing or None, ours, mode)
+        if sent != existing:
+            new_kwargs = ((keyword, odbc_quote(sent)),)
+    if entries or (keyword is None and positional):
+        merged = merge_odbc_attribute(text, USER_AGENT_ENTRY, ours, mode)
+        new_text = None if merged == text else merged
+        first = entries[0].value.strip() if entries else ""
+        sent = merge_tokens(first or None, ours, mode)
+    elif keyword is None:  # keywords only: add ours the same way
+        new_kwargs = ((USER_AGENT_ENTRY, ours),)
+        sent = ours
+    return new_text, new_kwargs, sent

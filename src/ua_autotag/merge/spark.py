@@ -1,5 +1,7 @@
 """The Spark Connect client user agent (pyspark, Databricks Connect): ours once, within 2048.
 
+Carrier ``spark_connect`` (:data:`ua_autotag.merge.CARRIERS`).
+
 Pure functions: (the caller's user part, ours, mode) -> what to send.
 """
 
@@ -9,12 +11,12 @@ import functools
 import urllib.parse
 from typing import Optional
 
+from . import SPARK_CONNECT_LIMIT
 from .tokens import merge_tokens
 
-__all__ = ["DEFAULT_USER_AGENT", "QUOTED_LIMIT", "merge_user_part"]
+__all__ = ["DEFAULT_USER_AGENT", "merge_result", "merge_user_part"]
 
 DEFAULT_USER_AGENT = "_SPARK_CONNECT_PYTHON"  # pyspark's placeholder, not a caller's value
-QUOTED_LIMIT = 2048  # the client's own limit on the user part, after URL-quoting
 
 
 @functools.lru_cache(maxsize=256)  # the same few values on every request of a process
@@ -30,10 +32,22 @@ def merge_user_part(existing: Optional[str], ours: str, mode: str, tail: str = "
         existing = None
     merged = merge_tokens(existing, ours, mode)
     quoted = len(urllib.parse.quote(merged + tail))
-    if quoted > QUOTED_LIMIT:
+    if quoted > SPARK_CONNECT_LIMIT:
         raise ValueError(
             f"the Spark Connect user agent would be {quoted} characters after URL-quoting "
-            f"with ours appended, over the client's {QUOTED_LIMIT}; the caller's "
+            f"with ours appended, over the client's {SPARK_CONNECT_LIMIT}; the caller's "
             f"{len(existing or '')}-character value is sent unchanged"
         )
     return merged
+
+
+@functools.lru_cache(maxsize=256)  # per request, the same few values: cache the whole step
+def merge_result(result: str, user: str, own: str, ours: str, mode: str) -> str:
+    """The user agent ``result`` (whose user part is ``user``, the caller's own part
+    ``own``) with ``ours`` merged in."""
+    if result.startswith(user + " "):
+        rest = result[len(user) :]
+    else:  # a subclass with its own layout: treat the whole value as the caller's
+        user, own, rest = result, result, ""
+    merged = merge_user_part(own, ours, mode)
+    return merged + rest if merged != user else result

@@ -1,4 +1,4 @@
-"""The patch registry, proven on a real module imported before and after instrument()."""
+"""The engine, proven on a real module imported before and after instrument()."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         "demo_client",
         "http-user-agent",
         ("ua-autotag-demo-client-not-installed",),
-        module="tests.core.demo_integration",
+        module="tests.engine.demo_integration",
     )
     yield tmp_path
     ua_autotag.uninstrument()
@@ -167,9 +167,9 @@ def test_missing_essential_target_warns_once_and_leaves_client_untouched(
 
 
 def test_version_outside_range_is_unsupported(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ua_autotag.engine import patcher as registry
+    from ua_autotag.engine import patcher
 
-    monkeypatch.setattr(registry, "installed_version", lambda dists: "0.5")
+    monkeypatch.setattr(patcher, "installed_version", lambda dists: "0.5")
     import demo_client
 
     ua_autotag.instrument(UA, integrations=["demo"])
@@ -184,7 +184,7 @@ def test_failing_tagger_never_breaks_the_call(
 ) -> None:
     import demo_client
 
-    from tests.core import demo_integration
+    from tests.engine import demo_integration
 
     def broken(*args: Any) -> Any:
         raise RuntimeError("bug in ua_autotag password=hunter2")
@@ -323,7 +323,7 @@ def test_strict_error_or_client_error_leaves_no_decision_behind(
     propagate unchanged and take that decision back (a leak would tag the next call)."""
     import demo_client
 
-    from tests.core import demo_integration
+    from tests.engine import demo_integration
     from ua_autotag.engine import attribution
     from ua_autotag.value import ConfigurationError
 

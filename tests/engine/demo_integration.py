@@ -1,4 +1,4 @@
-"""A real integration module for registry tests; its client is written to disk by the test."""
+"""A real integration module for engine tests; its client is written to disk by the test."""
 
 from __future__ import annotations
 

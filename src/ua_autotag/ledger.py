@@ -18,7 +18,7 @@ Two sources, both off until :func:`enable` (``ua_autotag.report()``, or
   notes its target claims the socket its thread opened to it just before (aiohttp's
   connector connects before ``ClientRequest.send`` runs).
 
-Native clients (libpq, gRPC, ODBC, the JVM) open their sockets outside Python: they are
+Native clients (libpq, connectorx, gRPC, ODBC, the JVM) open their sockets outside Python: they are
 seen only through their integrations. ``sys.addaudithook`` cannot be undone, so one hook
 is installed, at the first :func:`enable`, and :func:`disable` turns it into a flag
 check. Nothing here keeps a URL, DSN or header: only host names, ports, values and code
@@ -40,9 +40,10 @@ __all__ = ["Report", "disable", "enable", "merged", "print_at_exit", "record", "
 _REST_CARRIERS = ("http-user-agent",)
 #: the note printed under every report
 NATIVE_NOTE = (
-    "clients that connect outside Python's sockets (libpq: psycopg, psycopg2; gRPC: "
-    "Spark Connect; ODBC: pyodbc; the JVM: jaydebeapi) are listed through their "
-    "integrations only; Node.js and Java child processes are not listed"
+    "clients that connect outside Python's sockets (libpq: psycopg, psycopg2, ADBC; "
+    "Rust: connectorx; gRPC: Spark Connect; ODBC: pyodbc; the JVM: jaydebeapi) are "
+    "listed through their integrations only; Node.js and Java child processes are not "
+    "listed"
 )
 _PG_PORTS = {5432}
 _thread_ident: Any = None  # threading.get_ident, bound by enable()

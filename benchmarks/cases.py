@@ -20,9 +20,12 @@ that would touch the network replaced by a stand-in of the same signature:
 * asyncpg:   ``asyncpg.connect`` (wrapped) awaiting ``connect_utils._connect`` (wrapped
              too) replaced by a stand-in, a batch per event-loop turn.
 * jaydebeapi: ``jaydebeapi._jdbc_connect`` (the patch point) on a stand-in (no JVM).
-* requests / httpx / urllib3: the patched send/urlopen replaced by a stand-in that
-             returns the User-Agent it got (Databricks host: tagged; requests also for
-             another host, which must be left alone).
+* requests / httpx / urllib3 / aiohttp: the patched send/urlopen replaced by a
+             stand-in that returns the User-Agent it got (Databricks host: tagged;
+             requests also for another host, which must be left alone).
+* pg8000:    ``CoreConnection.__init__`` (the patch point) on a stand-in.
+* connectorx / ADBC: ``connectorx.read_sql`` / ``adbc_driver_postgresql.connect`` on a
+             stand-in returning the URI it got (its application_name rewritten).
 
 Patched and unpatched use the same callable; the runner switches the patches on and
 off (``instrument`` / ``uninstrument``) between samples. Each case checks once that
@@ -451,6 +454,111 @@ def _jaydebeapi() -> Case:
     )
 
 
+def _aiohttp() -> Case:
+    import asyncio
+
+    from aiohttp.client_reqrep import ClientRequest
+    from yarl import URL
+
+    async def send(self: Any, conn: Any) -> Any:
+        return self.headers.get("User-Agent")
+
+    cleanup = _replace(ClientRequest, "send", send)
+    loop = asyncio.new_event_loop()
+    request = ClientRequest("GET", URL(DATABRICKS_URL), headers={"User-Agent": "app/1"},
+                            loop=loop)
+
+    async def batch() -> Any:
+        result = None
+        for _ in range(ASYNCPG_BATCH):
+            request.headers["User-Agent"] = "app/1"  # each hop is a fresh request
+            result = await request.send(None)
+        return result
+
+    def close() -> None:
+        cleanup()
+        loop.close()
+
+    return Case(
+        "aiohttp ClientRequest.send (Databricks host, network cut)",
+        "aiohttp",
+        lambda: loop.run_until_complete(batch()),
+        lambda ua: UA in ua,
+        weight=2 * ASYNCPG_BATCH,
+        ops=ASYNCPG_BATCH,
+        note=f"the real patch point on a stand-in send(); {ASYNCPG_BATCH} requests per "
+        "event-loop turn",
+        budget_us=2.0,
+        cleanup=close,
+    )
+
+
+def _pg8000() -> Case:
+    from pg8000.core import CoreConnection
+
+    class Probe(CoreConnection):  # type: ignore[misc]
+        pass
+
+    def init(self: Any, user: str, host: str = "localhost", database: Any = None,
+             port: int = 5432, password: Any = None, source_address: Any = None,
+             unix_sock: Any = None, ssl_context: Any = None, timeout: Any = None,
+             tcp_keepalive: bool = True, application_name: Any = None, **kwargs: Any) -> None:
+        self.sent = application_name
+
+    cleanup = _replace(CoreConnection, "__init__", init)  # before instrument(): wrapped
+
+    def call() -> Any:
+        return Probe("postgres", host="127.0.0.1", database="test", application_name="app").sent
+
+    return Case(
+        "pg8000 CoreConnection.__init__ (network cut)",
+        "pg8000",
+        call,
+        lambda sent: UA in (sent or ""),
+        weight=2,
+        note="the real patch point (every pg8000 connection runs it) on a stand-in",
+        cleanup=cleanup,
+    )
+
+
+def _connectorx() -> Case:
+    import connectorx
+
+    def read_sql(conn: Any, query: Any, **kwargs: Any) -> Any:
+        return conn
+
+    cleanup = _replace(connectorx, "read_sql", read_sql)
+    uri = "postgresql://postgres:pw@127.0.0.1:5432/test?sslmode=disable&application_name=app"
+    return Case(
+        "connectorx.read_sql URI merge (network cut)",
+        "connectorx",
+        lambda: connectorx.read_sql(uri, "SELECT 1", return_type="arrow"),
+        lambda sent: "AcmePartner" in sent,
+        weight=3,
+        note="the real patch point on a stand-in; the application_name in the URI rewritten",
+        cleanup=cleanup,
+    )
+
+
+def _adbc_postgresql() -> Case:
+    import adbc_driver_postgresql
+
+    def connect(uri: str, db_kwargs: Any = None) -> Any:
+        return uri
+
+    cleanup = _replace(adbc_driver_postgresql, "connect", connect)
+    uri = "postgresql://postgres:pw@127.0.0.1:5432/test?application_name=app"
+    return Case(
+        "adbc_driver_postgresql.connect URI merge (network cut)",
+        "adbc_postgresql",
+        lambda: adbc_driver_postgresql.connect(uri),
+        lambda sent: "AcmePartner" in sent,
+        weight=3,
+        note="the real patch point (dbapi.connect calls it) on a stand-in",
+        cleanup=cleanup,
+    )
+
+
 BUILDERS = {
     "psycopg": [_psycopg],
     "psycopg2": [_psycopg2],
@@ -463,6 +571,10 @@ BUILDERS = {
     "requests": [_requests_databricks, _requests_other],
     "httpx": [_httpx],
     "urllib3": [_urllib3],
+    "aiohttp": [_aiohttp],
+    "pg8000": [_pg8000],
+    "connectorx": [_connectorx],
+    "adbc_postgresql": [_adbc_postgresql],
 }
 
 

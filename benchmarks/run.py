@@ -57,7 +57,8 @@ DISTRIBUTIONS = (
     "ua-autotag", "wrapt", "opentelemetry-api", "opentelemetry-sdk",
     "opentelemetry-instrumentation-psycopg", "ddtrace", "psycopg", "psycopg2-binary",
     "databricks-sdk", "databricks-sql-connector", "pyspark-client", "sqlalchemy",
-    "requests", "httpx", "urllib3", "pyodbc", "pyperf",
+    "requests", "httpx", "urllib3", "aiohttp", "pg8000", "connectorx", "adbc-driver-postgresql",
+    "pyodbc", "pyperf",
 )
 
 

@@ -25,20 +25,29 @@ from ..merge.http import merge_rest_user_agent
 from ..settings import Settings
 from ..spec import Integration, Patch, Tag
 
+#: aiohttp's own ``hdrs.USER_AGENT`` (an ``istr``: the header dict skips lower-casing
+#: it, half the cost of a plain str key); looked up at the first request
+_USER_AGENT: Any = None
+
 
 def _tag_send(
     tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
 ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
-    url = getattr(instance, "url", None)
-    if not rules_for(tag.settings).match(getattr(url, "host", None)):
+    global _USER_AGENT
+    if not rules_for(tag.settings).match(instance.url.raw_host):
         return args, kwargs
+    key = _USER_AGENT
+    if key is None:
+        from aiohttp import hdrs
+
+        key = _USER_AGENT = hdrs.USER_AGENT
     headers = instance.headers
-    existing = headers.get("User-Agent")
+    existing = headers.get(key)
     if existing is not None and not isinstance(existing, str):
         return args, kwargs
     merged = merge_rest_user_agent(existing, tag.value, tag.mode)
     if merged != existing:
-        headers["User-Agent"] = merged  # this hop's own dict (see the module docstring)
+        headers[key] = merged  # this hop's own dict (see the module docstring)
     return args, kwargs
 
 

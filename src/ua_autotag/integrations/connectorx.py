@@ -15,6 +15,7 @@ password) is never logged or put on a span.
 
 from __future__ import annotations
 
+import functools
 import os
 import urllib.parse
 from typing import Any, Dict, Optional, Tuple
@@ -40,21 +41,34 @@ def tag_connection_string(tag: Tag, conn: Any, libpq: bool) -> Optional[str]:
 
     ``libpq``: the client reads ``PGAPPNAME`` when the string names no
     ``application_name``, so the caller's own ``PGAPPNAME`` is the caller's value.
+    Parsing and rewriting are cached per string (a process uses a few).
     """
     if not isinstance(conn, str):
         return None
-    uri = conn.startswith(URI_SCHEMES)
-    if not uri and not (libpq and "=" in conn):
+    uri, existing = _parsed(conn, libpq)
+    if uri is None:
         return None
-    existing = (uri_parameter if uri else conninfo_parameter)(conn, "application_name")
     caller, sent = existing, existing
     if existing is None and libpq:
         caller, sent = own_value(os.environ, "PGAPPNAME"), os.environ.get("PGAPPNAME")
     value = merge_application_name(caller, tag.value, tag.mode)
     if telemetry.current() is not None:
         tag.note(value, *(_uri_target(conn) if uri else _conninfo_target(conn)))
-    if value == sent:
-        return None
+    return None if value == sent else _rewritten(conn, uri, value)
+
+
+@functools.lru_cache(maxsize=256)  # the same few strings per process; never logged
+def _parsed(conn: str, libpq: bool) -> Tuple[Optional[bool], Optional[str]]:
+    """(is a URI - None: not a PostgreSQL string we handle, its application_name)."""
+    if conn.startswith(URI_SCHEMES):
+        return True, uri_parameter(conn, "application_name")
+    if libpq and "=" in conn:
+        return False, conninfo_parameter(conn, "application_name")
+    return None, None
+
+
+@functools.lru_cache(maxsize=256)
+def _rewritten(conn: str, uri: bool, value: str) -> str:
     return (with_uri_parameter if uri else with_conninfo_parameter)(conn, "application_name", value)
 
 

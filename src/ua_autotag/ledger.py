@@ -164,13 +164,14 @@ def _host_rules() -> Any:
     if _rules is not None and _rules_key is state:
         return _rules
     from .hosts import HostRules
+    from .settings import VAR
 
     listed: List[str] = []
     if state is not None:
         for settings in state.every():
             listed.extend(settings.rest_hosts)
     else:
-        listed = [h for h in os.environ.get("UA_AUTOTAG_REST_HOSTS", "").split(",") if h]
+        listed = [h for h in os.environ.get(VAR["rest_hosts"], "").split(",") if h]
     _rules = HostRules.build(listed, os.environ.get("DATABRICKS_HOST"))
     _rules_key = state
     return _rules

@@ -72,12 +72,12 @@ _ACTIVATE = (
     "(type(e).__name__, e))\n"
 )
 
-_VARS = ("UA_AUTOTAG_USER_AGENT", "UA_AUTOTAG_ISV", "UA_AUTOTAG_PRODUCT")
-
 
 def pth_text() -> str:
     """The file's content: a comment and one ``import`` line (site executes those)."""
-    condition = " or ".join(f"os.environ.get({var!r})" for var in _VARS)
+    from ..settings import VALUE_VARS  # what settings.has_user_agent looks at
+
+    condition = " or ".join(f"os.environ.get({var!r})" for var in VALUE_VARS)
     line = f"import os; exec({_ACTIVATE!r}) if ({condition}) else None"
     assert "\n" not in line
     return (

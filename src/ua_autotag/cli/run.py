@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from ..settings import OPTIONS, Settings
+from ..settings import LOG_LEVEL_VAR, OPTIONS, REPORT_DIR_VAR, REPORT_VAR, VAR, Settings
 from .common import CliError, Command, add_options, one_line, resolve_args
 
 TYPE_CHECKING = False
@@ -27,12 +27,7 @@ __all__ = ["COMMANDS", "child_settings_env", "exports", "launch_environment"]
 
 #: what the launcher writes for the child, derived from the settings; the value parts
 #: are dropped so that the child resolves ``UA_AUTOTAG_USER_AGENT`` and nothing else
-_VALUE_VARS = (
-    "UA_AUTOTAG_ISV",
-    "UA_AUTOTAG_PRODUCT",
-    "UA_AUTOTAG_VERSION",
-    "UA_AUTOTAG_VERSION_FROM",
-)
+_VALUE_VARS = tuple(VAR[n] for n in ("isv", "product", "version", "version_from"))
 
 
 def _set(env: Dict[str, str], var: str, value: str) -> None:
@@ -46,12 +41,12 @@ def child_settings_env(env: Dict[str, str], settings: Settings) -> None:
     """Write ``settings`` into ``env`` as the ``UA_AUTOTAG_*`` variables a child resolves."""
     for var in _VALUE_VARS:
         env.pop(var, None)
-    env["UA_AUTOTAG_USER_AGENT"] = str(settings.user_agent)
-    env["UA_AUTOTAG_MODE"] = settings.mode
-    env["UA_AUTOTAG_SPANS"] = str(settings.spans).lower()
-    env["UA_AUTOTAG_STRICT"] = str(settings.strict).lower()
-    _set(env, "UA_AUTOTAG_DISABLED_INTEGRATIONS", ",".join(sorted(settings.disabled)))
-    _set(env, "UA_AUTOTAG_REST_HOSTS", ",".join(settings.rest_hosts))
+    env[VAR["user_agent"]] = str(settings.user_agent)
+    env[VAR["mode"]] = settings.mode
+    env[VAR["spans"]] = str(settings.spans).lower()
+    env[VAR["strict"]] = str(settings.strict).lower()
+    _set(env, VAR["disabled"], ",".join(sorted(settings.disabled)))
+    _set(env, VAR["rest_hosts"], ",".join(settings.rest_hosts))
 
 
 def exports(env: Dict[str, str], settings: Settings) -> None:
@@ -98,10 +93,10 @@ def _log_level(env: Dict[str, str], level: Optional[str]) -> None:
     from .. import settings
 
     try:
-        settings.apply_log_level({"UA_AUTOTAG_LOG_LEVEL": level}, label="--log-level")
+        settings.apply_log_level({LOG_LEVEL_VAR: level}, label="--log-level")
     except settings.ConfigurationError as exc:
         raise CliError(str(exc)) from None
-    env["UA_AUTOTAG_LOG_LEVEL"] = level
+    env[LOG_LEVEL_VAR] = level
 
 
 def launch_environment(args: argparse.Namespace, environ: Dict[str, str]) -> Dict[str, str]:
@@ -177,7 +172,7 @@ def _run_reported(args: argparse.Namespace, path: str, command: List[str],
     from .. import ledger
 
     with tempfile.TemporaryDirectory(prefix="ua-autotag-report-") as folder:
-        env = {**env, "UA_AUTOTAG_REPORT": args.report, "UA_AUTOTAG_REPORT_DIR": folder}
+        env = {**env, REPORT_VAR: args.report, REPORT_DIR_VAR: folder}
         child = subprocess.Popen(command, executable=path, env=env)
 
         def forward(signum: int, frame: Any) -> None:

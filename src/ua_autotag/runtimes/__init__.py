@@ -19,7 +19,7 @@ Stdlib only and cheap to import: the launcher imports it on every ``run``.
 from __future__ import annotations
 
 from ..catalog import RUNTIMES
-from ..settings import MODES
+from ..settings import MODES, VAR
 from . import java, node
 
 TYPE_CHECKING = False
@@ -86,9 +86,7 @@ def describe(
 
     off = _disabled(disabled)
     if value is None:
-        value = (
-            env.get(node.NODE_USER_AGENT_ENV) or env.get("UA_AUTOTAG_USER_AGENT") or ""
-        ).strip()
+        value = (env.get(node.NODE_USER_AGENT_ENV) or env.get(VAR["user_agent"]) or "").strip()
     rows = []
     for runtime in RUNTIMES:
         row = HOOKS[runtime].describe(env, value)

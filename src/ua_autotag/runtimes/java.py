@@ -18,10 +18,10 @@ import re
 import stat
 import zlib
 
+from ..settings import CACHE_DIR_VAR
 from . import trust
 
 __all__ = [
-    "CACHE_DIR_ENV",
     "DRIVERCONFIG",
     "cache_dir",
     "describe",
@@ -38,10 +38,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing: ~4 ms of the launcher's start-up
     from typing import Any, Mapping, Optional
 
-CACHE_DIR_ENV = "UA_AUTOTAG_CACHE_DIR"
 DRIVERCONFIG = "org/postgresql/driverconfig.properties"
 _JAR_FORMAT = "2"  # part of the cache key: bump when the jar's content layout changes
-_WAY_OUT = f"set {CACHE_DIR_ENV} to a private directory (yours, not writable by others)"
+_WAY_OUT = f"set {CACHE_DIR_VAR} to a private directory (yours, not writable by others)"
 _JAR_NAME = re.compile(r"ua-autotag-pgjdbc-[0-9a-f]{16}\.jar")
 
 
@@ -103,7 +102,7 @@ def _ours(option: str) -> bool:
 
 def cache_dir(env: Mapping[str, str]) -> str:
     """Where the jar is cached: ``UA_AUTOTAG_CACHE_DIR``, XDG, or ``~/.cache``."""
-    explicit = env.get(CACHE_DIR_ENV, "").strip()
+    explicit = env.get(CACHE_DIR_VAR, "").strip()
     if explicit:
         return os.path.abspath(os.path.expanduser(explicit))
     xdg = env.get("XDG_CACHE_HOME", "").strip()
@@ -296,7 +295,7 @@ def hook(env: dict[str, str], value: str, mode: str) -> Optional[str]:
         reason = one_line(exc.strerror or str(exc))
         return (
             f"cache directory {directory} is not writable ({reason}); "
-            f"set {CACHE_DIR_ENV} to a writable directory"
+            f"set {CACHE_DIR_VAR} to a writable directory"
         )
     fragment = java_fragment(jar)
     if fragment is None:

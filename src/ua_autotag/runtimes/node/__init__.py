@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import zlib
 
+from ...settings import VAR
 from .. import trust
 
 TYPE_CHECKING = False
@@ -146,11 +147,11 @@ def hook(env: dict[str, str], value: str, mode: str) -> Optional[str]:
         env["NODE_OPTIONS"] = f"{existing} {fragment}" if existing.strip() else fragment
     # the preload reads UA_AUTOTAG_USER_AGENT / UA_AUTOTAG_MODE (the launcher's own) unless
     # these say otherwise; written only when they must, removed when stale (nested runs)
-    if env.get("UA_AUTOTAG_USER_AGENT", "").strip() == value:
+    if env.get(VAR["user_agent"], "").strip() == value:
         env.pop(NODE_USER_AGENT_ENV, None)
     else:
         env[NODE_USER_AGENT_ENV] = value
-    if (env.get("UA_AUTOTAG_MODE", "").strip().lower() or "append") == mode:
+    if (env.get(VAR["mode"], "").strip().lower() or "append") == mode:
         env.pop(NODE_MODE_ENV, None)
     else:
         env[NODE_MODE_ENV] = mode

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
+from _thread import get_ident
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Set, Tuple
 
 if TYPE_CHECKING:
     from .telemetry import ConnectSpan
@@ -46,14 +47,17 @@ NATIVE_NOTE = (
     "listed"
 )
 _PG_PORTS = {5432}
-_thread_ident: Any = None  # threading.get_ident, bound by enable()
+_thread_ident = get_ident
 _modules = sys.modules
 _ON = False
 _INSTALLED = False
 _rows: Dict[Tuple[Any, ...], int] = {}
 _pg_endpoints: Set[Tuple[Any, Optional[int]]] = set()
-_local: Any = None
-_last_lookup: Dict[int, str] = {}
+_pg_hosts: Set[Any] = set()  # the hosts of _pg_endpoints: one set lookup decides most
+#: thread ident -> (port, name) this thread looked up last (the connect that follows)
+_lookups: Dict[int, Tuple[Any, Any]] = {}
+#: port -> the name looked up last by any thread (asyncio resolves in an executor thread)
+_last_lookup: Dict[Any, Any] = {}
 _rules: Any = None
 _rules_key: Any = object()  # the attribution state _rules was built for (none yet)
 _REPORT: Optional[Report] = None
@@ -82,34 +86,37 @@ def _port(value: Any) -> Optional[int]:
 
 
 def _audit(event: str, args: Tuple[Any, ...]) -> None:
-    # Every audited event of the process comes here: two string compares for the rest.
-    # The connect path is one function (each Python call costs ~0.1 us).
+    # Every audited event of the process comes here (``open``, ``import``, every frame
+    # attribute read ...): two length-first string compares for all but ours. The two
+    # socket events are one function each way (a Python call costs ~0.1 us), with no
+    # allocation on the ignored path but the (port, name) of a look-up.
     if event == "socket.connect":
         if not _ON:
             return
         try:
             address = args[1]
-            if type(address) is tuple and len(address) >= 2:
-                ip, port = address[0], address[1]
-                lookup: Any = getattr(_local, "lookup", None)
+            if type(address) is tuple:  # (ip, port), IPv6: (ip, port, flow, scope)
+                port = address[1]
+                ident = _thread_ident()
+                lookup = _lookups.get(ident)
                 # the name this thread just looked up for that port; else the last one
                 # looked up anywhere (asyncio resolves in an executor thread); else the IP
                 if lookup is not None and lookup[0] == port:
                     host = lookup[1]
                 else:
-                    host = _last_lookup.get(port, ip)
-                if type(port) is not int or type(host) is not str:
+                    host = _last_lookup.get(port) or address[0]
+                if type(host) is not str or type(port) is not int:
                     host, port = _normal(host, port)
-                endpoints = _pg_endpoints
                 if port in _PG_PORTS or (
-                    endpoints and ((host, port) in endpoints or (ip, port) in endpoints)
-                ):
+                    host in _pg_hosts and (host, port) in _pg_endpoints
+                ) or (address[0] in _pg_hosts and (address[0], port) in _pg_endpoints):
                     kind = "postgresql"
                 else:
                     attribution = _modules.get("ua_autotag.engine.attribution")
-                    state = attribution.state() if attribution is not None else None
+                    state = attribution._STATE if attribution is not None else None
                     rules = _rules if _rules_key is state else _host_rules()
-                    if not rules.match(host):
+                    hit = rules._cache.get(host)  # HostRules.match's own cache, inline
+                    if not (rules.match(host) if hit is None else hit):
                         return
                     kind = "databricks"
             elif isinstance(address, str):  # AF_UNIX: PostgreSQL's is <dir>/.s.PGSQL.<port>
@@ -117,13 +124,14 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
                 if not name.startswith(".s.PGSQL."):
                     return
                 host, port, kind = os.path.dirname(address), _port(name[9:]), "postgresql"
+                ident = _thread_ident()
             else:
                 return
             handle = _current_handle()
             if handle is not None:  # inside a tagging layer: that layer's connection
                 handle.sockets.append((kind, host, port))
             else:
-                _untagged(kind, host, port)
+                _untagged(kind, host, port, ident)
         except Exception:  # never break the caller's connect
             pass
     elif event == "socket.getaddrinfo" and _ON:
@@ -132,8 +140,10 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
             if type(port) is not int:  # "443" here, 443 at connect
                 port = _port(port)
             if host and port is not None:
-                _local.lookup = (port, host)
+                _lookups[_thread_ident()] = (port, host)
                 _last_lookup[port] = host
+                if len(_lookups) > 4096:  # idents of threads long gone
+                    _lookups.clear()
         except Exception:
             pass
 
@@ -187,53 +197,87 @@ def _current_settings() -> Any:
         return None
 
 
-#: co_filename -> what its frames are: "-" skip (ours, socket), "std" standard library,
-#: "user" the caller's code, else the top-level package of an installed library
-_FILES: Dict[str, str] = {}
+def _callers() -> Iterator[Any]:
+    """Yields the frame that called ``next()`` on it.
+
+    ``sys._getframe`` and ``frame.f_code`` are audited events (this very hook runs for
+    each, ~0.4 us apiece); a generator's own frame, taken once, is not: while it runs,
+    its ``f_back`` is the caller's frame, and ``f_back`` is not audited."""
+    while True:
+        yield _OWN_FRAME.f_back
 
 
-def _file_kind(filename: str, module: str) -> str:
-    kind = _FILES.get(filename)
-    if kind is None:
-        global _STDLIB
-        if not _STDLIB:
-            _STDLIB = _stdlib_dirs()
-        norm = os.path.normcase(filename)
-        if module.startswith(_SKIP_PREFIXES) or module == "socket":
-            kind = "-"
-        elif "site-packages" in norm or "dist-packages" in norm:
-            kind = module.split(".")[0] or "?"
-        elif norm.startswith(_STDLIB):
-            kind = "std"
-        else:
-            kind = "user"
-        if len(_FILES) > 4096:
-            _FILES.clear()
-        _FILES[filename] = kind
+_CALLERS = _callers()
+_OWN_FRAME: Any = _CALLERS.gi_frame  # one audited read, at import (no hook of ours yet)
+
+
+#: module name -> what its frames are: "" skip (ours, socket, wrapt), "=" the caller's
+#: code, else the client to name: the top-level package of an installed library, or the
+#: standard-library module itself
+_MODULES: Dict[Any, str] = {}
+
+
+def _module_kind(name: Any, globals_: Dict[str, Any]) -> str:
+    global _STDLIB
+    if not _STDLIB:
+        _STDLIB = _stdlib_dirs()
+    module = name if isinstance(name, str) else ""
+    norm = os.path.normcase(str(globals_.get("__file__") or ""))
+    if module.startswith(_SKIP_PREFIXES) or module == "socket":
+        kind = ""
+    elif "site-packages" in norm or "dist-packages" in norm:
+        kind = module.split(".")[0] or "?"
+    elif norm and norm.startswith(_STDLIB):
+        kind = module or "?"
+    else:
+        kind = "="
+    if len(_MODULES) > 4096:
+        _MODULES.clear()
+    _MODULES[name] = kind
     return kind
 
 
-def _opener() -> Tuple[str, str]:
-    """(client, file:line): the outermost library (or standard-library module) of the
-    calls that opened the socket, and the first frame past it: the caller's code."""
-    frame: Any = sys._getframe(2)
+#: (module, line, bytecode offset) of a caller's frame -> its (file, line): two code
+#: objects of one module at the same line and offset (source exec'd into a module's
+#: namespace) are the only ones told apart by their file alone
+_PLACES: Dict[Tuple[Any, int, int], Tuple[str, int]] = {}
+
+
+def _place(frame: Any, name: Any) -> Tuple[str, int]:
+    line = frame.f_lineno
+    key = (name, line, frame.f_lasti)
+    place = _PLACES.get(key)
+    if place is None:
+        if len(_PLACES) > 4096:
+            _PLACES.clear()
+        place = _PLACES[key] = (frame.f_code.co_filename, line)
+    return place
+
+
+def _opener(frame: Any) -> Tuple[str, Any]:
+    """(client, (file, line)) from ``frame`` outwards: the outermost library (or
+    standard-library module) of the calls that opened the socket, and the first frame
+    past it: the caller's code. Frames are told apart by their module (``f_globals``,
+    not audited); the caller's file (``f_code``, audited) is read once per place."""
     client = ""
     while frame is not None:
-        code = frame.f_code
-        kind = _FILES.get(code.co_filename) or _file_kind(
-            code.co_filename, frame.f_globals.get("__name__", "") or ""
-        )
-        if kind == "user":
-            return client or "?", f"{code.co_filename}:{frame.f_lineno}"
-        if kind == "std":
-            client = frame.f_globals.get("__name__", "") or client
-        elif kind != "-":
+        globals_ = frame.f_globals
+        name = globals_.get("__name__")
+        kind = _MODULES.get(name)
+        if kind is None:
+            kind = _module_kind(name, globals_)
+        if kind == "=":
+            return client or "?", _place(frame, name)
+        if kind:
             client = kind
         frame = frame.f_back
     return client or "?", "?"
 
 
 _LABELS: Dict[int, Tuple[Any, str]] = {}
+#: [state, label]: the label of a state whose default is its only settings (kept alive:
+#: a snapshot holds nothing of the application's)
+_SOLE: List[Any] = [None, "-"]
 
 
 def _label(settings: Any) -> str:
@@ -248,13 +292,22 @@ def _label(settings: Any) -> str:
     return label
 
 
-def _untagged(kind: str, host: str, port: Optional[int]) -> None:
-    client, location = _opener()
-    state = _state()
+def _untagged(kind: str, host: str, port: Optional[int], ident: Any) -> None:
+    # called by _audit only: the frame past it is the code that called connect
+    try:
+        frame = next(_CALLERS).f_back.f_back  # this function's, _audit's, the caller's
+    except ValueError:  # another thread is inside the generator: the audited way
+        frame = sys._getframe(2)
+    client, location = _opener(frame)
+    attribution = _modules.get("ua_autotag.engine.attribution")
+    state = attribution._STATE if attribution is not None else None
     if state is None:
         product = "-"
+    elif state is _SOLE[0]:
+        product = _SOLE[1]
     elif not state.products and state.default is not None:
         product = _label(state.default)  # no walk needed: the default is the only one
+        _SOLE[:] = [state, product]
     else:
         settings = _current_settings()
         product = settings.label if settings is not None else "-"
@@ -265,7 +318,7 @@ def _untagged(kind: str, host: str, port: Optional[int]) -> None:
         # before the layer that tags the request on it runs (``ClientRequest.send``)
         if len(_pending) > 256:
             _pending.clear()
-        _pending[(_thread_ident(), host, port)] = key
+        _pending[(ident, host, port)] = key
 
 
 #: (thread, host, port) -> the untagged row of a socket a REST layer may claim
@@ -314,7 +367,9 @@ def record(handle: ConnectSpan, exc: Optional[BaseException]) -> None:
     if handle.system == "postgresql":
         kind = "postgresql"
         if port is not None:
-            _pg_endpoints.add((host, port))
+            if host not in _pg_hosts or (host, port) not in _pg_endpoints:
+                _pg_endpoints.add((host, port))
+                _pg_hosts.add(host)
     else:
         kind = "databricks"
     key = (outcome, integration, handle.product, kind, host, port, value, None)
@@ -362,7 +417,13 @@ class Report:
         if self._fixed is not None:
             return list(self._fixed)
         out = []
-        for key, count in sorted(_rows.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        groups: Dict[Tuple[Any, ...], int] = {}
+        for key, count in list(_rows.items()):
+            location = key[-1]
+            if type(location) is tuple:  # (file, line): formatted here, not per connection
+                key = (*key[:-1], f"{location[0]}:{location[1]}")
+            groups[key] = groups.get(key, 0) + count
+        for key, count in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
             row = dict(zip(_FIELDS, key))
             row["count"] = count
             out.append(row)
@@ -431,15 +492,10 @@ def report_so_far() -> Report:
 
 def enable() -> Report:
     """Turn recording on (idempotent); the first call installs the one audit hook."""
-    global _ON, _INSTALLED, _local, _REPORT, _current_handle, _thread_ident
-    import threading
-
+    global _ON, _INSTALLED, _REPORT, _current_handle
     from . import telemetry
 
     _current_handle = telemetry.current
-    if _local is None:
-        _local = threading.local()
-        _thread_ident = threading.get_ident
     pg_port = _port(os.environ.get("PGPORT"))
     if pg_port is not None:
         _PG_PORTS.add(pg_port)
@@ -476,6 +532,8 @@ def reset() -> None:
     _rows.clear()
     _pending.clear()
     _pg_endpoints.clear()
+    _pg_hosts.clear()
+    _lookups.clear()
     _last_lookup.clear()
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import sys
 from _thread import get_ident
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Generator, List, Optional, Set, Tuple
 
 if TYPE_CHECKING:
     from .telemetry import ConnectSpan
@@ -52,13 +52,18 @@ _modules = sys.modules
 _ON = False
 _INSTALLED = False
 _rows: Dict[Tuple[Any, ...], int] = {}
-_pg_endpoints: Set[Tuple[Any, Optional[int]]] = set()
-_pg_hosts: Set[Any] = set()  # the hosts of _pg_endpoints: one set lookup decides most
-#: thread ident -> (port, name) this thread looked up last (the connect that follows)
+#: host -> the ports a PostgreSQL integration connected to there (no tuple per look-up)
+_pg_endpoints: Dict[Any, Set[Optional[int]]] = {}
+#: thread ident -> (port, name) this thread looked up last (the connect that follows),
+#: kept only while more than one thread runs
 _lookups: Dict[int, Tuple[Any, Any]] = {}
+#: the running threads (``threading._active``, bound by enable()); a process with one
+#: thread needs no per-thread look-ups. Without it: always per thread.
+_threads: Any = (None, None)
 #: port -> the name looked up last by any thread (asyncio resolves in an executor thread)
 _last_lookup: Dict[Any, Any] = {}
 _rules: Any = None
+_attribution: Any = None  # the attribution module, once imported (_host_rules binds it)
 _rules_key: Any = object()  # the attribution state _rules was built for (none yet)
 _REPORT: Optional[Report] = None
 # frames of these modules (and of the standard library) are not "the code that opened it"
@@ -88,8 +93,8 @@ def _port(value: Any) -> Optional[int]:
 def _audit(event: str, args: Tuple[Any, ...]) -> None:
     # Every audited event of the process comes here (``open``, ``import``, every frame
     # attribute read ...): two length-first string compares for all but ours. The two
-    # socket events are one function each way (a Python call costs ~0.1 us), with no
-    # allocation on the ignored path but the (port, name) of a look-up.
+    # socket events are one function each way, as few operations as can be: right after
+    # a connect system call every one of them costs several times its usual price.
     if event == "socket.connect":
         if not _ON:
             return
@@ -97,22 +102,28 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
             address = args[1]
             if type(address) is tuple:  # (ip, port), IPv6: (ip, port, flow, scope)
                 port = address[1]
-                ident = _thread_ident()
-                lookup = _lookups.get(ident)
                 # the name this thread just looked up for that port; else the last one
                 # looked up anywhere (asyncio resolves in an executor thread); else the IP
-                if lookup is not None and lookup[0] == port:
-                    host = lookup[1]
+                if len(_threads) > 1:
+                    lookup = _lookups.get(_thread_ident())
+                    if lookup is not None and lookup[0] == port:
+                        host = lookup[1]
+                    else:
+                        host = _last_lookup.get(port) or address[0]
                 else:
                     host = _last_lookup.get(port) or address[0]
                 if type(host) is not str or type(port) is not int:
                     host, port = _normal(host, port)
                 if port in _PG_PORTS or (
-                    host in _pg_hosts and (host, port) in _pg_endpoints
-                ) or (address[0] in _pg_hosts and (address[0], port) in _pg_endpoints):
+                    _pg_endpoints
+                    and (
+                        port in _pg_endpoints.get(host, ())
+                        or port in _pg_endpoints.get(address[0], ())
+                    )
+                ):
                     kind = "postgresql"
                 else:
-                    attribution = _modules.get("ua_autotag.engine.attribution")
+                    attribution = _attribution or _modules.get("ua_autotag.engine.attribution")
                     state = attribution._STATE if attribution is not None else None
                     rules = _rules if _rules_key is state else _host_rules()
                     hit = rules._cache.get(host)  # HostRules.match's own cache, inline
@@ -124,14 +135,17 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
                 if not name.startswith(".s.PGSQL."):
                     return
                 host, port, kind = os.path.dirname(address), _port(name[9:]), "postgresql"
-                ident = _thread_ident()
             else:
                 return
             handle = _current_handle()
             if handle is not None:  # inside a tagging layer: that layer's connection
-                handle.sockets.append((kind, host, port))
+                sockets = handle.sockets
+                if sockets:
+                    sockets.append((kind, host, port))
+                else:  # a report-only handle holds no list until now
+                    handle.sockets = [(kind, host, port)]
             else:
-                _untagged(kind, host, port, ident)
+                _untagged(kind, host, port)
         except Exception:  # never break the caller's connect
             pass
     elif event == "socket.getaddrinfo" and _ON:
@@ -140,10 +154,11 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
             if type(port) is not int:  # "443" here, 443 at connect
                 port = _port(port)
             if host and port is not None:
-                _lookups[_thread_ident()] = (port, host)
                 _last_lookup[port] = host
-                if len(_lookups) > 4096:  # idents of threads long gone
-                    _lookups.clear()
+                if len(_threads) > 1:  # one thread: the last look-up is this thread's
+                    if len(_lookups) > 4096:  # idents of threads long gone
+                        _lookups.clear()
+                    _lookups[_thread_ident()] = (port, host)
         except Exception:
             pass
 
@@ -169,7 +184,8 @@ _current_handle: Any = _no_handle  # telemetry's ContextVar getter, bound by ena
 def _host_rules() -> Any:
     """The Databricks host rule of everything registered (the default's and every
     product's ``rest_hosts``), else the environment's; rebuilt when that changes."""
-    global _rules, _rules_key
+    global _rules, _rules_key, _attribution
+    _attribution = sys.modules.get("ua_autotag.engine.attribution")
     state = _state()
     if _rules is not None and _rules_key is state:
         return _rules
@@ -197,7 +213,7 @@ def _current_settings() -> Any:
         return None
 
 
-def _callers() -> Iterator[Any]:
+def _callers() -> Generator[Any, None, None]:
     """Yields the frame that called ``next()`` on it.
 
     ``sys._getframe`` and ``frame.f_code`` are audited events (this very hook runs for
@@ -207,7 +223,7 @@ def _callers() -> Iterator[Any]:
         yield _OWN_FRAME.f_back
 
 
-_CALLERS = _callers()
+_CALLERS: Any = _callers()
 _OWN_FRAME: Any = _CALLERS.gi_frame  # one audited read, at import (no hook of ours yet)
 
 
@@ -292,7 +308,7 @@ def _label(settings: Any) -> str:
     return label
 
 
-def _untagged(kind: str, host: str, port: Optional[int], ident: Any) -> None:
+def _untagged(kind: str, host: str, port: Optional[int]) -> None:
     # called by _audit only: the frame past it is the code that called connect
     try:
         frame = next(_CALLERS).f_back.f_back  # this function's, _audit's, the caller's
@@ -318,7 +334,7 @@ def _untagged(kind: str, host: str, port: Optional[int], ident: Any) -> None:
         # before the layer that tags the request on it runs (``ClientRequest.send``)
         if len(_pending) > 256:
             _pending.clear()
-        _pending[(ident, host, port)] = key
+        _pending[(_thread_ident(), host, port)] = key
 
 
 #: (thread, host, port) -> the untagged row of a socket a REST layer may claim
@@ -367,9 +383,11 @@ def record(handle: ConnectSpan, exc: Optional[BaseException]) -> None:
     if handle.system == "postgresql":
         kind = "postgresql"
         if port is not None:
-            if host not in _pg_hosts or (host, port) not in _pg_endpoints:
-                _pg_endpoints.add((host, port))
-                _pg_hosts.add(host)
+            ports = _pg_endpoints.get(host)
+            if ports is None:
+                _pg_endpoints[host] = {port}
+            elif port not in ports:
+                ports.add(port)
     else:
         kind = "databricks"
     key = (outcome, integration, handle.product, kind, host, port, value, None)
@@ -492,7 +510,14 @@ def report_so_far() -> Report:
 
 def enable() -> Report:
     """Turn recording on (idempotent); the first call installs the one audit hook."""
-    global _ON, _INSTALLED, _REPORT, _current_handle
+    global _ON, _INSTALLED, _REPORT, _current_handle, _threads
+    import threading
+
+    # private but long stable (ident -> Thread); threads started with _thread directly
+    # are not in it (their look-ups then share the last-look-up table)
+    active = getattr(threading, "_active", None)
+    if isinstance(active, dict):
+        _threads = active
     from . import telemetry
 
     _current_handle = telemetry.current
@@ -532,7 +557,6 @@ def reset() -> None:
     _rows.clear()
     _pending.clear()
     _pg_endpoints.clear()
-    _pg_hosts.clear()
     _lookups.clear()
     _last_lookup.clear()
 

@@ -24,7 +24,16 @@ from .scrub import scrub
 if TYPE_CHECKING:
     from .settings import Settings
 
-__all__ = ["ConnectSpan", "current", "note", "set_ledger", "start", "start_reported"]
+__all__ = [
+    "ConnectSpan",
+    "ReportHandle",
+    "current",
+    "note",
+    "note_to",
+    "set_ledger",
+    "start",
+    "start_reported",
+]
 
 _tracer: Any = None
 _counter: Any = None
@@ -54,7 +63,7 @@ def set_ledger(recorder: Any) -> None:
     _LEDGER = recorder
 
 
-_CURRENT: contextvars.ContextVar[Optional[ConnectSpan]] = contextvars.ContextVar(
+_CURRENT: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "ua_autotag_connect_span", default=None
 )
 
@@ -261,6 +270,64 @@ class ConnectSpan:
             pass
 
 
+_NO_ATTRIBUTES: Dict[str, Any] = {}
+
+
+class ReportHandle:
+    """The connection report's handle when no span could record: what the report lists.
+
+    Opened by every tagging call while the report is on, so it does the least it can:
+    no start time, no attributes, no list until a socket is seen (the class holds the
+    defaults; an instance stores only what differs), the product's label read when the
+    report records it. Same interface as :class:`ConnectSpan` for the engine.
+    """
+
+    span: Any = _NOT_STARTED
+    attributes = _NO_ATTRIBUTES
+    address: Optional[str] = None
+    port: Optional[int] = None
+    sent: Optional[str] = None
+    value: Optional[str] = None
+    sockets: Any = ()  # a list once the audit hook saw one opened inside the call
+    _token: Any = None
+
+    def __init__(self, integration: str, settings: Settings, system: str) -> None:
+        self.integration = integration
+        self.settings = settings
+        self.system = system
+
+    @property
+    def product(self) -> str:
+        cache = self.settings.cache
+        label: Optional[str] = cache.get("label")
+        if label is None:
+            label = cache["label"] = self.settings.label
+        return label
+
+    def set(self, sent: Optional[str], address: Optional[str], port: Optional[int]) -> None:
+        if sent is not None:
+            self.sent = sent
+        if address is not None:
+            self.address = address
+        if port is not None:
+            self.port = port
+
+    def begin(self) -> None:
+        pass
+
+    def finish(self, exc: Optional[BaseException]) -> None:
+        """Hand the handle to the report; never raises."""
+        try:  # noqa: SIM105 - a with-statement costs more than the reset on this path
+            _CURRENT.reset(self._token)
+        except Exception:  # reset from another context: nothing to undo
+            pass
+        if _LEDGER is not None:
+            try:  # noqa: SIM105
+                _LEDGER(self, exc)
+            except Exception:  # the report must not break the app
+                pass
+
+
 @functools.lru_cache(maxsize=256)  # (integration, product, failed): a handful per process
 def _counter_attributes(integration: str, product: str, failed: bool) -> Dict[str, Any]:
     """The counter's attributes, built once per combination (never mutated)."""
@@ -315,10 +382,11 @@ def start(
 def start_reported(
     integration: str, system: str, settings: Settings, client_version: Optional[str],
     span: bool,
-) -> Optional[ConnectSpan]:  # fmt: skip
-    """A connect handle for the connection report (report on): with an SDK span when
-    ``span`` (the layer wants one, spans on) and one could record; None when an outer
-    layer has a handle. Needs no OpenTelemetry when no span is wanted."""
+) -> Any:  # fmt: skip
+    """A connect handle for the connection report (report on): a :class:`ConnectSpan`
+    when ``span`` (the layer wants one, spans on) and one could record, else the lighter
+    :class:`ReportHandle`; None when an outer layer has a handle. Needs no OpenTelemetry
+    when no span is wanted."""
     if _CURRENT.get() is not None:
         return None
     recording = False
@@ -329,29 +397,35 @@ def start_reported(
             recording = sdk_configured()
         except Exception:  # no OpenTelemetry installed: the report works without it
             recording = False
+    handle: Any
     if recording:
         attributes = _start_attributes(integration, system, settings, client_version)
+        handle = ConnectSpan(attributes, integration, settings.label)
+        handle.system = system
     else:
-        attributes = {}
-    handle = ConnectSpan(attributes, integration, settings.label)
-    if not recording:
-        handle.span = _NOT_STARTED
-    handle.system = system
+        handle = ReportHandle(integration, settings, system)
     handle._token = _CURRENT.set(handle)
     return handle
 
 
-#: The connect span in progress in this context, if any (the contextvar's own ``get``:
-#: asked on every tagging call and, with the report on, on every socket event).
-current: Callable[[], Optional[ConnectSpan]] = _CURRENT.get
+#: The connect handle in progress in this context, if any: a :class:`ConnectSpan` or,
+#: report only, a :class:`ReportHandle` (the contextvar's own ``get``: asked on every
+#: tagging call and, with the report on, on every socket event).
+current: Callable[[], Any] = _CURRENT.get
 
 
 def note(sent: Optional[str] = None, address: Optional[str] = None, port: Any = None) -> None:
     """Report what was sent (and where) to the connect span in progress, if any."""
     handle = _CURRENT.get()
     if handle is not None:
+        note_to(handle, sent, address, port)
+
+
+def note_to(handle: Any, sent: Optional[str], address: Optional[str], port: Any) -> None:
+    """:func:`note`, to a handle the caller already holds (:func:`current`)."""
+    if type(port) is not int:
         try:
-            port_value = None if port in (None, "") else int(port)
+            port = None if port in (None, "") else int(port)
         except (TypeError, ValueError):
-            port_value = None
-        handle.set(sent, address, port_value)
+            port = None
+    handle.set(sent, address, port)

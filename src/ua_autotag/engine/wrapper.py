@@ -102,6 +102,7 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
     decide, undecide = attribution.decide, attribution.undecide
     products_registered, pin_of = attribution.products_registered, attribution.pin_of
     may_record, span_now = telemetry.may_record, telemetry.current
+    report_only, context = telemetry.ReportHandle, telemetry._CURRENT
 
     def tag_for(settings: Settings) -> Tag:
         """The :class:`Tag` of ``settings`` for this carrier (built once, then cached)."""
@@ -123,9 +124,7 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
 
     def report_handle(settings: Settings, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         try:
-            wanted = bool(want_span and settings.spans and may_record()) and (
-                not callable(want_span) or bool(want_span(settings, instance, args, kwargs))
-            )
+            wanted = not callable(want_span) or bool(want_span(settings, instance, args, kwargs))
             return telemetry.start_reported(name, system, settings, applied.version, wanted)
         except Exception as exc:
             contain(patch, exc, None, "report")
@@ -136,7 +135,11 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
         tag, args, kwargs). On a strict configuration error, what it set is undone."""
         span = None
         if _REPORTING and tagging:  # the report's handle (with the span, if one records)
-            span = report_handle(settings, instance, args, kwargs)
+            if want_span and settings.spans and may_record():
+                span = report_handle(settings, instance, args, kwargs)
+            elif context.get() is None:  # no span wanted: the light handle, inline
+                span = report_only(name, settings, system)
+                span._token = context.set(span)
         elif want_span and settings.spans and may_record():
             span = open_span(settings, instance, args, kwargs)
         token = None
@@ -165,7 +168,7 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
                 telemetry.note(None, address, port)
             except Exception as exc:
                 contain(patch, exc, None, "read the target of")
-        if span is not None:
+        if span is not None and span.span is None:
             span.begin()  # target and value known: every attribute goes in at start
         return span, token, tag, args, kwargs
 

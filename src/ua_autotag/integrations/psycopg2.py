@@ -83,11 +83,12 @@ def _make_plan(dsn: str, ours: str, mode: str) -> Plan:
 def _before_connect(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Any:
     dsn = argument(args, kwargs, 0, "dsn")
     found = plan(dsn or "", tag.value, tag.mode)
-    if telemetry.current() is not None:
+    handle = telemetry.current()
+    if handle is not None:
         host = found.host or os.environ.get("PGHOST")
         port = found.port or os.environ.get("PGPORT") or DEFAULT_PORT
         address = str(host).split(",")[0] or None if host else None
-        tag.note(found.sent, address, str(port).split(",")[0])
+        telemetry.note_to(handle, found.sent, address, str(port).split(",")[0])
     if found.dsn is None:
         return args, kwargs
     return with_argument(args, kwargs, 0, "dsn", found.dsn)

@@ -146,6 +146,7 @@ def main() -> None:
 
         # the handle a tagging layer opens while the report is on and no span records
         handle = ReportHandle("requests", attribution.current(), "http")
+        handle.finish(None)  # out of the context again (nothing tagged: nothing recorded)
         on()
         samples = interleave(
             [

@@ -104,7 +104,7 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
                 port = address[1]
                 # the name this thread just looked up for that port; else the last one
                 # looked up anywhere (asyncio resolves in an executor thread); else the IP
-                if len(_threads) > 1:
+                if _lookups:  # more than one thread ran look-ups (see below)
                     lookup = _lookups.get(_thread_ident())
                     if lookup is not None and lookup[0] == port:
                         host = lookup[1]
@@ -112,7 +112,7 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
                         host = _last_lookup.get(port) or address[0]
                 else:
                     host = _last_lookup.get(port) or address[0]
-                if type(host) is not str or type(port) is not int:
+                if type(port) is not int:
                     host, port = _normal(host, port)
                 if port in _PG_PORTS or (
                     _pg_endpoints
@@ -124,10 +124,15 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
                     kind = "postgresql"
                 else:
                     attribution = _attribution or _modules.get("ua_autotag.engine.attribution")
-                    state = attribution._STATE if attribution is not None else None
-                    rules = _rules if _rules_key is state else _host_rules()
-                    hit = rules._cache.get(host)  # HostRules.match's own cache, inline
-                    if not (rules.match(host) if hit is None else hit):
+                    state = attribution.state() if attribution is not None else None
+                    if _rules_key is not state:
+                        _host_rules()
+                    hit = _verdicts.get(host)
+                    if hit is None:
+                        if type(host) is not str:  # a bytes address: a str from here on
+                            host, port = _normal(host, port)
+                        hit = _verdict(host)
+                    if not hit:
                         return
                     kind = "databricks"
             elif isinstance(address, str):  # AF_UNIX: PostgreSQL's is <dir>/.s.PGSQL.<port>
@@ -153,12 +158,16 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
             host, port = args[0], args[1]
             if type(port) is not int:  # "443" here, 443 at connect
                 port = _port(port)
+            if type(host) is not str:  # bytes, or None ("localhost" then)
+                host = host.decode("ascii", "replace") if isinstance(host, bytes) else None
             if host and port is not None:
                 _last_lookup[port] = host
                 if len(_threads) > 1:  # one thread: the last look-up is this thread's
                     if len(_lookups) > 4096:  # idents of threads long gone
                         _lookups.clear()
                     _lookups[_thread_ident()] = (port, host)
+                elif _lookups:  # the other threads ended: nothing per thread is current
+                    _lookups.clear()
         except Exception:
             pass
 
@@ -200,7 +209,19 @@ def _host_rules() -> Any:
         listed = [h for h in os.environ.get(VAR["rest_hosts"], "").split(",") if h]
     _rules = HostRules.build(listed, os.environ.get("DATABRICKS_HOST"))
     _rules_key = state
+    _verdicts.clear()
     return _rules
+
+
+#: host name -> whether it is a Databricks host under :data:`_rules` (cleared with it)
+_verdicts: Dict[str, bool] = {}
+
+
+def _verdict(host: str) -> bool:
+    if len(_verdicts) > 4096:
+        _verdicts.clear()
+    hit = _verdicts[host] = bool(_host_rules().match(host))
+    return hit
 
 
 def _current_settings() -> Any:
@@ -315,8 +336,8 @@ def _untagged(kind: str, host: str, port: Optional[int]) -> None:
     except ValueError:  # another thread is inside the generator: the audited way
         frame = sys._getframe(2)
     client, location = _opener(frame)
-    attribution = _modules.get("ua_autotag.engine.attribution")
-    state = attribution._STATE if attribution is not None else None
+    attribution = _attribution or _modules.get("ua_autotag.engine.attribution")
+    state = attribution.state() if attribution is not None else None
     if state is None:
         product = "-"
     elif state is _SOLE[0]:

@@ -292,9 +292,11 @@ class ReportHandle:
     _token: Any = None
 
     def __init__(self, integration: str, settings: Settings, system: str) -> None:
+        """Open it: it is the context's handle until :meth:`finish`."""
         self.integration = integration
         self.settings = settings
         self.system = system
+        self._token = _CURRENT.set(self)
 
     @property
     def product(self) -> str:
@@ -397,15 +399,13 @@ def start_reported(
             recording = sdk_configured()
         except Exception:  # no OpenTelemetry installed: the report works without it
             recording = False
-    handle: Any
     if recording:
         attributes = _start_attributes(integration, system, settings, client_version)
         handle = ConnectSpan(attributes, integration, settings.label)
         handle.system = system
-    else:
-        handle = ReportHandle(integration, settings, system)
-    handle._token = _CURRENT.set(handle)
-    return handle
+        handle._token = _CURRENT.set(handle)
+        return handle
+    return ReportHandle(integration, settings, system)
 
 
 #: The connect handle in progress in this context, if any: a :class:`ConnectSpan` or,

@@ -102,7 +102,7 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
     decide, undecide = attribution.decide, attribution.undecide
     products_registered, pin_of = attribution.products_registered, attribution.pin_of
     may_record, span_now = telemetry.may_record, telemetry.current
-    report_only, context = telemetry.ReportHandle, telemetry._CURRENT
+    report_only = telemetry.ReportHandle
 
     def tag_for(settings: Settings) -> Tag:
         """The :class:`Tag` of ``settings`` for this carrier (built once, then cached)."""
@@ -137,9 +137,8 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
         if _REPORTING and tagging:  # the report's handle (with the span, if one records)
             if want_span and settings.spans and may_record():
                 span = report_handle(settings, instance, args, kwargs)
-            elif context.get() is None:  # no span wanted: the light handle, inline
+            elif span_now() is None:  # no span wanted: the light handle, inline
                 span = report_only(name, settings, system)
-                span._token = context.set(span)
         elif want_span and settings.spans and may_record():
             span = open_span(settings, instance, args, kwargs)
         token = None

@@ -383,18 +383,21 @@ def record(handle: ConnectSpan, exc: Optional[BaseException]) -> None:
     if value is None:
         return  # nothing was tagged (tagging failed or the layer does not tag)
     integration = handle.integration
-    outcome = "tagged" if exc is None else "tagged (connect failed)"
     carrier = _CARRIERS.get(integration)
     if carrier is None:
         carrier = _carrier(integration)
+    outcome = "tagged" if exc is None else "tagged (connect failed)"
     if carrier in _REST_CARRIERS:
         # no socket opened inside: a kept-alive connection, or not a Databricks host, or
         # (a layer that notes its target) one opened just before: claimed from _pending
         sockets = handle.sockets
-        if not sockets and handle.address and _pending:
+        if not sockets:
+            if not _pending or not handle.address:
+                return  # the usual request: on a kept-alive connection, no row
             host = _HOSTS.get(handle.address) or _host_of(handle.address)
-            if _claim(host, handle.port) is not None:
-                sockets = [("databricks", host, handle.port)]
+            if _claim(host, handle.port) is None:
+                return
+            sockets = [("databricks", host, handle.port)]
         for kind, host, port in dict.fromkeys(sockets):
             key = (outcome, integration, handle.product, kind, host, port, value, None)
             _rows[key] = _rows.get(key, 0) + 1

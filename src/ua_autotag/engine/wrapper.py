@@ -220,8 +220,12 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
         except BaseException as exc:
             leave(span, token, exc)
             raise
-        if span is not None or token is not None:
-            leave(span, token, None)
+        if span is not None:  # leave(), inline: the report opens a handle on every call
+            if token is not None:
+                undecide(token)
+            span.finish(None)
+        elif token is not None:
+            undecide(token)
         return result
 
     return wrapper

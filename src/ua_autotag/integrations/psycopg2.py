@@ -36,6 +36,7 @@ class Plan(NamedTuple):
     uses_env: bool  # the caller's value came from PGAPPNAME / the fallback rule
     host: Optional[str]  # from the DSN, for the span (environment fallbacks at note time)
     port: Any
+    target: Optional[Tuple[Optional[str], Optional[int]]]  # both in the DSN: as noted
 
 
 _CACHE: Dict[Tuple[str, str, str], Plan] = {}
@@ -77,14 +78,28 @@ def _make_plan(dsn: str, ours: str, mode: str) -> Plan:
     # None: libpq already sends exactly this (explicit, env or fallback); else psycopg2's
     # own quoting, from the parsed parameters (one parse less than make_dsn(dsn, ...))
     new_dsn = None if value == existing else make_dsn(**{**params, "application_name": value})
-    return Plan(new_dsn, value, env, explicit is None, host, port)
+    return Plan(new_dsn, value, env, explicit is None, host, port, _noted(host, port))
+
+
+def _noted(host: Any, port: Any) -> Optional[Tuple[Optional[str], Optional[int]]]:
+    """(address, port) as the span and the report take them (the first of a list); None
+    when the DSN lacks one of them (the environment's then, read at each connect)."""
+    if not host or not port:
+        return None
+    try:
+        number: Optional[int] = int(str(port).split(",")[0])
+    except ValueError:
+        number = None
+    return str(host).split(",")[0] or None, number
 
 
 def _before_connect(tag: Tag, instance: Any, args: Any, kwargs: Any) -> Any:
     dsn = argument(args, kwargs, 0, "dsn")
     found = plan(dsn or "", tag.value, tag.mode)
     handle = telemetry.current()
-    if handle is not None:
+    if handle is not None and found.target is not None:
+        handle.set(found.sent, *found.target)
+    elif handle is not None:
         host = found.host or os.environ.get("PGHOST")
         port = found.port or os.environ.get("PGPORT") or DEFAULT_PORT
         address = str(host).split(",")[0] or None if host else None

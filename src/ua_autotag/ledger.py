@@ -63,7 +63,6 @@ _threads: Any = (None, None)
 #: port -> the name looked up last by any thread (asyncio resolves in an executor thread)
 _last_lookup: Dict[Any, Any] = {}
 _rules: Any = None
-_attribution: Any = None  # the attribution module, once imported (_host_rules binds it)
 _rules_key: Any = object()  # the attribution state _rules was built for (none yet)
 _REPORT: Optional[Report] = None
 # frames of these modules (and of the standard library) are not "the code that opened it"
@@ -112,8 +111,6 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
                         host = _last_lookup.get(port) or address[0]
                 else:
                     host = _last_lookup.get(port) or address[0]
-                if type(port) is not int:
-                    host, port = _normal(host, port)
                 if port in _PG_PORTS or (
                     _pg_endpoints
                     and (
@@ -123,9 +120,7 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
                 ):
                     kind = "postgresql"
                 else:
-                    attribution = _attribution or _modules.get("ua_autotag.engine.attribution")
-                    state = attribution.state() if attribution is not None else None
-                    if _rules_key is not state:
+                    if _rules_key is not _state_now():
                         _host_rules()
                     hit = _verdicts.get(host)
                     if hit is None:
@@ -135,6 +130,8 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
                     if not hit:
                         return
                     kind = "databricks"
+                if type(port) is not int or type(host) is not str:  # int-likes, bytes
+                    host, port = _normal(host, port)
             elif isinstance(address, str):  # AF_UNIX: PostgreSQL's is <dir>/.s.PGSQL.<port>
                 name = os.path.basename(address)
                 if not name.startswith(".s.PGSQL."):
@@ -183,6 +180,19 @@ def _state() -> Any:
     return attribution.state() if attribution is not None else None
 
 
+def _state_lookup() -> Any:
+    """:func:`_state` until the attribution module is loaded, then its own ``state``."""
+    global _state_now
+    attribution = _modules.get("ua_autotag.engine.attribution")
+    if attribution is None:
+        return None
+    _state_now = attribution.state
+    return _state_now()
+
+
+_state_now: Any = _state_lookup  # the attribution state in force (one call)
+
+
 def _no_handle() -> Any:
     return None
 
@@ -193,8 +203,7 @@ _current_handle: Any = _no_handle  # telemetry's ContextVar getter, bound by ena
 def _host_rules() -> Any:
     """The Databricks host rule of everything registered (the default's and every
     product's ``rest_hosts``), else the environment's; rebuilt when that changes."""
-    global _rules, _rules_key, _attribution
-    _attribution = sys.modules.get("ua_autotag.engine.attribution")
+    global _rules, _rules_key
     state = _state()
     if _rules is not None and _rules_key is state:
         return _rules
@@ -336,8 +345,7 @@ def _untagged(kind: str, host: str, port: Optional[int]) -> None:
     except ValueError:  # another thread is inside the generator: the audited way
         frame = sys._getframe(2)
     client, location = _opener(frame)
-    attribution = _attribution or _modules.get("ua_autotag.engine.attribution")
-    state = attribution.state() if attribution is not None else None
+    state = _state_now()
     if state is None:
         product = "-"
     elif state is _SOLE[0]:

@@ -41,6 +41,7 @@ STEPS = [
     ("launcher", ["bench_launcher.py"]),
     ("attribution", ["bench_attribution.py"]),
     ("report", ["bench_report.py", "--otel", "api"]),
+    ("spark", ["bench_spark.py"]),
     ("memory", ["bench_memory.py", "--otel", "api"]),
     ("memory-sdk", ["bench_memory.py", "--otel", "sdk"]),
 ]

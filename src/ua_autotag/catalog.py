@@ -103,7 +103,11 @@ CATALOG: Dict[str, CatalogEntry] = {
         "pyspark",
         None,
         ("pyspark", "pyspark-client", "pyspark-connect", "databricks-connect"),
-        watch=("pyspark.sql.connect.udf", "pyspark.sql.connect.streaming.readwriter"),
+        watch=(
+            "pyspark.sql.connect.udf",
+            "pyspark.sql.connect.plan",
+            "pyspark.sql.connect.streaming.readwriter",
+        ),
     ),
 }
 

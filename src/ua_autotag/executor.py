@@ -85,7 +85,9 @@ class Carried:
     def __init__(self, func: Callable[..., Any], text: str) -> None:
         import functools
 
-        functools.update_wrapper(self, func)
+        # a UDTF's handler class: its name and doc, not its namespace
+        updated = () if isinstance(func, type) else functools.WRAPPER_UPDATES
+        functools.update_wrapper(self, func, updated=updated)
         self.__wrapped__ = func
         self.ua_autotag_payload = text
 
@@ -202,11 +204,27 @@ def _settings(ua_text: str, options: Any) -> Settings:
     )
 
 
-def _wrap(
-    func: Any, var: ContextVar[Optional[Settings]], settings: Settings, value: bool
-) -> Callable[..., Any]:
+#: what Spark calls on a Python UDTF's handler instance (besides its constructor)
+_UDTF_METHODS = ("__init__", "eval", "terminate", "cleanup")
+
+
+def _wrap_class(cls: type, var: ContextVar[Optional[Settings]], settings: Settings) -> type:
+    """A UDTF handler class: a subclass whose methods run with ``settings`` in force."""
+    namespace: Dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+    for name in _UDTF_METHODS:
+        method = getattr(cls, name, None)
+        if method is None or method is object.__init__ or not callable(method):
+            continue
+        namespace[name] = _wrap(method, var, settings, False)
+    return type(cls.__name__, (cls,), namespace)
+
+
+def _wrap(func: Any, var: ContextVar[Optional[Settings]], settings: Settings, value: bool) -> Any:
     """``func`` running with ``settings`` in ``var`` (per call, per resume of its iterator)."""
     import functools
+
+    if isinstance(func, type):  # a Python UDTF's handler class
+        return _wrap_class(func, var, settings)
 
     set_, reset = var.set, var.reset
 

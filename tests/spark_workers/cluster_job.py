@@ -83,6 +83,18 @@ def series(case):  # type: ignore[no-untyped-def]
     return probe
 
 
+def udtf_probe(case):  # type: ignore[no-untyped-def]
+    from pyspark.sql.functions import udtf
+
+    observe = observer(case)
+
+    class Probe:
+        def eval(self, x):  # type: ignore[no-untyped-def]
+            yield (observe(),)
+
+    return udtf(Probe, returnType="observation: string")
+
+
 def collect_rdd(rdd):  # type: ignore[no-untyped-def]
     return [json.loads(s) for s in rdd.collect()]
 
@@ -134,6 +146,7 @@ def classic(spark, mode, out):  # type: ignore[no-untyped-def]
         grouped = acme_dateng.jobs.grouped("product applyInPandas")
         applied = df.groupBy("id").applyInPandas(grouped, "observation string")
         seen += collect_column(applied)
+        seen += collect_column(udtf_probe("customer udtf")(F.lit(1)))
         streaming_foreach(spark, "customer streaming foreach")
     with open(out, "w") as f:
         json.dump(seen, f)
@@ -177,6 +190,7 @@ def connect(spark, out):  # type: ignore[no-untyped-def]
     nested = F.udf(acme_dateng.jobs.value_probe("connect product nested udf"), "string")
     seen += collect_column(df.select(nested("id")))
     seen += collect_column(acme_dateng.jobs.with_udf(df, "connect product hands over udf"))
+    seen += collect_column(acme_dateng.jobs.udtf_probe("connect product udtf")(F.lit(1)))
     pudf = F.pandas_udf(series("connect customer pandas_udf"), "string")
     seen += collect_column(df.select(pudf("id")))
     with open(out, "w") as f:

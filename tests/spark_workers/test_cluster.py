@@ -144,6 +144,19 @@ def grouped(case):
     return per_group
 
 
+def udtf_probe(case):
+    """A Python UDTF whose handler class is the product's (nested: by value)."""
+    from pyspark.sql.functions import udtf
+
+    observe = observer(case)
+
+    class Probe:
+        def eval(self, x):
+            yield (observe(),)
+
+    return udtf(Probe, returnType="observation: string")
+
+
 def with_udf(df, case):
     from pyspark.sql import functions as F
 
@@ -363,6 +376,11 @@ def test_pandas_udfs(runs: Dict[str, Observations]) -> None:
     assert names(runs, "launcher", "customer pandas_udf") == {CUSTOMER}
     assert names(runs, "launcher", "product pandas_udf") == {ACME}
     assert names(runs, "launcher", "product applyInPandas") == {ACME}
+
+
+def test_python_udtfs(runs: Dict[str, Observations]) -> None:
+    assert names(runs, "launcher", "customer udtf") == {CUSTOMER}
+    assert names(runs, "connect", "connect product udtf") == {ACME}
 
 
 def test_streaming_foreach_writer(runs: Dict[str, Observations], pg_dsn: str, table: str) -> None:

@@ -20,6 +20,10 @@ Where functions are handed over (every public way funnels through one of these):
   ``pandas_udf``, ``spark.udf.register``, ``mapInPandas`` / ``mapInArrow``,
   ``applyInPandas`` / ``applyInArrow``, ``cogroup().applyInPandas``,
   ``applyInPandasWithState``, and Spark Connect's ``foreach`` / ``foreachPartition``;
+* Python UDTFs (``udtf``, classic and Connect), where they are applied or registered
+  (classic ``UserDefinedTableFunction._create_judtf``, Connect ``PythonUDTF``): on the
+  executor the handler's ``__init__``, ``eval``, ``terminate`` and ``cleanup`` run with
+  the value;
 * Structured Streaming ``foreach`` writers (classic and Connect share
   ``DataStreamWriter._construct_foreach_function``) and Spark Connect's
   ``foreachBatch`` (run by a Python process of the server).
@@ -46,6 +50,7 @@ NAME = "pyspark"
 VALUE_EVAL_TYPES = frozenset((100, 101, 200, 201, 202, 203, 206, 209, 210))
 
 _CONNECT_UDF = "pyspark.sql.connect.udf"
+_CONNECT_PLAN = "pyspark.sql.connect.plan"
 _CONNECT_STREAMING = "pyspark.sql.connect.streaming.readwriter"
 
 
@@ -139,6 +144,16 @@ def _udf(tag: Tag, udf: Any, args: Any, kwargs: Any, result: Any) -> Any:
     return result
 
 
+def _udtf(tag: Tag, owner: Any, args: Any, kwargs: Any) -> Tuple[Any, Any]:
+    """A Python UDTF's handler class as it is pickled (classic ``_create_judtf(func)``,
+    Connect ``PythonUDTF(func, ...)``: where the UDTF is applied or registered); the
+    user's UDTF object keeps its class."""
+    cls = argument(args, kwargs, 0, "func")
+    if not isinstance(cls, type):
+        return args, kwargs
+    return with_argument(args, kwargs, 0, "func", _carried(cls, tag.settings))
+
+
 def _foreach(tag: Tag, writer: Any, args: Any, kwargs: Any, result: Any) -> Any:
     """``DataStreamWriter._construct_foreach_function(f)``: the per-partition function
     built around a streaming ``foreach`` writer (a function or an object)."""
@@ -176,6 +191,14 @@ INTEGRATION = Integration(
             leaf=True,
         ),
         Patch(
+            "pyspark.sql.udtf",
+            "UserDefinedTableFunction._create_judtf",
+            before=_udtf,
+            optional=True,
+            settings=_decision,
+            leaf=True,
+        ),
+        Patch(
             "pyspark.sql.streaming.readwriter",
             "DataStreamWriter._construct_foreach_function",
             after=_foreach,
@@ -191,6 +214,15 @@ INTEGRATION = Integration(
             settings=_decision,
             leaf=True,
             when=_CONNECT_UDF,
+        ),
+        Patch(
+            _CONNECT_PLAN,
+            "PythonUDTF.__init__",
+            before=_udtf,
+            optional=True,
+            settings=_decision,
+            leaf=True,
+            when=_CONNECT_PLAN,
         ),
         Patch(
             _CONNECT_STREAMING,

@@ -291,7 +291,13 @@ def runs(servers: Tuple[str, str], code_dir: Path, pg_dsn: str, table: str,
             mode: pool.submit(_run, mode, master, code_dir, pg_dsn, table, python, launcher)
             for mode, (master, python, launcher) in plan.items()
         }
-        return {mode: future.result() for mode, future in futures.items()}
+        found = {mode: future.result() for mode, future in futures.items()}
+    # what each case observed (shown with pytest -s; the tests below assert on it)
+    for mode, by_case in found.items():
+        for case, seen in by_case.items():
+            values = sorted({repr(o.get("application_name", o.get("seconds"))) for o in seen})
+            print(f"[{mode}] {case}: {', '.join(values)}")
+    return found
 
 
 def names(runs: Dict[str, Observations], mode: str, case: str) -> set:

@@ -147,9 +147,28 @@ def carry(func: Any, text: str) -> Any:
 
 # --------------------------------------------------------------- executor: the receiver
 
-#: payload -> (contextvar to set, settings, returns a plain value); one entry per value
-_RECEIVED: Dict[str, Tuple[ContextVar[Optional[Settings]], Settings, bool]] = {}
+#: payload -> (slot to set, settings, returns a plain value); one entry per value
+_RECEIVED: Dict[str, Tuple[Any, Settings, bool]] = {}
 _WARNED = False
+
+
+class _ScopeSlot:
+    """The ``user_agent()`` scope (a context variable) behind the ``value`` interface of
+    :data:`ua_autotag.engine.attribution.HANDED`: for a value that was a scope where it
+    was handed over (it wins over everything inside, as there)."""
+
+    __slots__ = ("var",)
+
+    def __init__(self, var: ContextVar[Optional[Settings]]) -> None:
+        self.var = var
+
+    @property
+    def value(self) -> Optional[Settings]:
+        return self.var.get()
+
+    @value.setter
+    def value(self, settings: Optional[Settings]) -> None:
+        self.var.set(settings)
 
 
 def receive(pair: Tuple[Any, str]) -> Any:
@@ -163,14 +182,14 @@ def receive(pair: Tuple[Any, str]) -> Any:
         found = _RECEIVED.get(text)
         if found is None:
             found = _accept(text)
-        var, settings, value = found
-        return _wrap(func, var, settings, value)
+        slot, settings, value = found
+        return _wrap(func, slot, settings, value)
     except Exception as exc:
         _warn_once(exc)
         return func
 
 
-def _accept(text: str) -> Tuple[ContextVar[Optional[Settings]], Settings, bool]:
+def _accept(text: str) -> Tuple[Any, Settings, bool]:
     """Parse a payload, register its settings with the engine (arming its integrations)."""
     from . import engine
     from .engine import attribution
@@ -180,7 +199,10 @@ def _accept(text: str) -> Tuple[ContextVar[Optional[Settings]], Settings, bool]:
         raise ValueError(f"unknown payload format {head!r}")
     settings = _settings(ua_text, options)
     engine.carry(settings)
-    found = (attribution.handed_variable(head[1] == SCOPE), settings, VALUE in head[2:])
+    slot: Any = attribution.HANDED
+    if head[1] == SCOPE:
+        slot = _ScopeSlot(attribution.handed_scope())
+    found = (slot, settings, VALUE in head[2:])
     if len(_RECEIVED) > 256:
         _RECEIVED.clear()
     _RECEIVED[text] = found
@@ -208,45 +230,49 @@ def _settings(ua_text: str, options: Any) -> Settings:
 _UDTF_METHODS = ("__init__", "eval", "terminate", "cleanup")
 
 
-def _wrap_class(cls: type, var: ContextVar[Optional[Settings]], settings: Settings) -> type:
+def _wrap_class(cls: type, slot: Any, settings: Settings) -> type:
     """A UDTF handler class: a subclass whose methods run with ``settings`` in force."""
     namespace: Dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
     for name in _UDTF_METHODS:
         method = getattr(cls, name, None)
         if method is None or method is object.__init__ or not callable(method):
             continue
-        namespace[name] = _wrap(method, var, settings, False)
+        namespace[name] = _wrap(method, slot, settings, False)
     return type(cls.__name__, (cls,), namespace)
 
 
-def _wrap(func: Any, var: ContextVar[Optional[Settings]], settings: Settings, value: bool) -> Any:
-    """``func`` running with ``settings`` in ``var`` (per call, per resume of its iterator)."""
+def _wrap(func: Any, slot: Any, settings: Settings, value: bool) -> Any:
+    """``func`` running with ``settings`` in ``slot`` (per call, per step of its iterator).
+
+    The previous value is put back after each call, so nested or chained functions with
+    other values (pipelined RDD stages) each run with their own.
+    """
     import functools
 
     if isinstance(func, type):  # a Python UDTF's handler class
-        return _wrap_class(func, var, settings)
-
-    set_, reset = var.set, var.reset
+        return _wrap_class(func, slot, settings)
 
     if value:
 
         def run(*args: Any, **kwargs: Any) -> Any:
-            token = set_(settings)
+            old = slot.value
+            slot.value = settings
             try:
                 return func(*args, **kwargs)
             finally:
-                reset(token)
+                slot.value = old
 
     else:
 
         def run(*args: Any, **kwargs: Any) -> Any:
-            token = set_(settings)
+            old = slot.value
+            slot.value = settings
             try:
                 result = func(*args, **kwargs)
             finally:
-                reset(token)
+                slot.value = old
             if hasattr(result, "__next__"):  # an iterator: its work happens as it is read
-                return _resumed(result, set_, reset, settings)
+                return _resumed(result, slot, settings)
             return result
 
     functools.update_wrapper(run, func)  # skips what a callable object lacks
@@ -261,32 +287,29 @@ def _wrap(func: Any, var: ContextVar[Optional[Settings]], settings: Settings, va
     return run
 
 
-def _resumed(
-    iterator: Iterator[Any],
-    set_: Callable[[Any], Any],
-    reset: Callable[[Any], None],
-    settings: Settings,
-) -> Iterator[Any]:
+def _resumed(iterator: Iterator[Any], slot: Any, settings: Settings) -> Iterator[Any]:
     """``iterator``, each step run with ``settings`` in force (and its close, if cut short)."""
     step = iterator.__next__
     try:
         while True:
-            token = set_(settings)
+            old = slot.value
+            slot.value = settings
             try:
                 item = step()
             except StopIteration:
                 return
             finally:
-                reset(token)
+                slot.value = old
             yield item
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:
-            token = set_(settings)
+            old = slot.value
+            slot.value = settings
             try:
                 close()
             finally:
-                reset(token)
+                slot.value = old
 
 
 def _warn_once(exc: Exception) -> None:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CUSTOMER",
+    "HANDED",
     "PIN",
     "CustomerCode",
     "HandOver",
@@ -51,7 +52,7 @@ __all__ = [
     "customer_code",
     "filler",
     "for_object",
-    "handed_variable",
+    "handed_scope",
     "pin",
     "pin_of",
     "pinned",
@@ -90,7 +91,7 @@ class State:
     """One immutable snapshot: the default, the products, and the frame cache for them.
 
     ``handed``: on a Spark executor, the values that came with the functions it ran
-    (:func:`accept`); the rule looks at :data:`_HANDED` only when there are some.
+    (:func:`accept`); the rule looks at :data:`HANDED` only when there are some.
     """
 
     __slots__ = ("by_package", "default", "handed", "module_cache", "products")
@@ -183,11 +184,25 @@ _PINNED: contextvars.ContextVar[Optional[Product]] = contextvars.ContextVar(
 _DECIDED: contextvars.ContextVar[Optional[Settings]] = contextvars.ContextVar(
     "ua_autotag_decided", default=None
 )
-#: on a Spark executor: the value that came with the function running now (the
-#: product or default of the code that handed it to Spark), below the stack rule
-_HANDED: contextvars.ContextVar[Optional[Settings]] = contextvars.ContextVar(
-    "ua_autotag_handed", default=None
-)
+
+
+class Handed:
+    """On a Spark executor: the value that came with the function running now (the
+    product or default of the code that handed it to Spark), below the stack rule.
+
+    A process-wide slot, set and restored around each call of the function (and each
+    step of its iterator): a Python worker runs one task at a time, two attribute writes
+    cost half of a context variable's set and reset per row, and threads the function
+    starts see the value too.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: Optional[Settings] = None
+
+
+HANDED = Handed()
 _getframe = sys._getframe
 
 
@@ -267,7 +282,7 @@ def current(obj: Any = None) -> Optional[Settings]:
             if settings is not None:
                 return settings
     if st.handed:
-        handed = _HANDED.get()
+        handed = HANDED.value
         if handed is not None:
             return handed
     return st.default
@@ -631,7 +646,7 @@ def accept(settings: Settings) -> None:
     """On a Spark executor: ``settings`` came with a function; the rule may answer them.
 
     They join the snapshot (so the engine keeps their integrations armed); which one is
-    in force is :data:`_HANDED` (or the scope), set around each call of the function.
+    in force is :data:`HANDED` (or the scope), set around each call of the function.
     """
     global _STATE
     st = _STATE
@@ -641,8 +656,7 @@ def accept(settings: Settings) -> None:
         _STATE = State(st.default, st.products, (*st.handed, settings))
 
 
-def handed_variable(scoped: bool) -> contextvars.ContextVar[Optional[Settings]]:
-    """What an executor sets around a handed-over function: the scope for a value that
-    was a ``user_agent()`` scope where it was handed over (it wins over everything, as
-    there), else :data:`_HANDED` (below the stack: a product's own code still wins)."""
-    return _SCOPED if scoped else _HANDED
+def handed_scope() -> contextvars.ContextVar[Optional[Settings]]:
+    """What an executor sets around a function whose value was a ``user_agent()`` scope
+    where it was handed over: the scope (it wins over everything, as there)."""
+    return _SCOPED

@@ -106,7 +106,8 @@ def _spark(runtime: SparkRuntime, script: str) -> str:
 
 
 class Standalone:
-    """A standalone master and one worker (2 cores), started with clean environments."""
+    """A standalone master and one worker (6 cores: three applications of 2 at once),
+    started with clean environments."""
 
     def __init__(self, runtime: SparkRuntime, home: Path) -> None:
         (home / "logs").mkdir(parents=True, exist_ok=True)
@@ -130,7 +131,7 @@ class Standalone:
             "worker",
             [_spark(self.runtime, "spark-class"), "org.apache.spark.deploy.worker.Worker",
              self.url, "--host", "127.0.0.1", "--port", str(free_port()),
-             "--webui-port", str(free_port()), "--cores", "2", "--memory", "2g",
+             "--webui-port", str(free_port()), "--cores", "6", "--memory", "4g",
              "--work-dir", str(work)],
             clean_env(self.runtime, self.home), self.home / "worker.log",
         )

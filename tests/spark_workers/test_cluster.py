@@ -278,7 +278,7 @@ def _run(mode: str, master: str, code_dir: Path, pg_dsn: str, table: str,
 @pytest.fixture(scope="module")
 def runs(servers: Tuple[str, str], code_dir: Path, pg_dsn: str, table: str,
          bare_python: str) -> Dict[str, Observations]:
-    """Every application, two at a time (the cluster has 2 cores per application)."""
+    """Every application at once (the worker offers 6 cores, 2 per application)."""
     standalone, connect = servers
     plan = {
         "launcher": (standalone, sys.executable, True),
@@ -286,7 +286,7 @@ def runs(servers: Tuple[str, str], code_dir: Path, pg_dsn: str, table: str,
         "products": (standalone, sys.executable, False),
         "bare": (standalone, bare_python, True),
     }
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(len(plan)) as pool:
         futures = {
             mode: pool.submit(_run, mode, master, code_dir, pg_dsn, table, python, launcher)
             for mode, (master, python, launcher) in plan.items()

@@ -8,9 +8,10 @@ by ``pyspark.daemon`` under the JVM, import the packages themselves (cloudpickle
 functions of importable modules by reference) and open psycopg connections to the local
 PostgreSQL. Every assertion is on what the *server* recorded (``pg_stat_activity``).
 
-Three Spark applications (one driver subprocess, JVM and SparkSession each, shared by the
-tests of this module): no process default; ``UA_AUTOTAG_USER_AGENT`` in the environment of
-the driver (hence of the JVM and the workers); the driver under ``ua-autotag run``. A product
+Two Spark applications, run at once (one driver subprocess, JVM and SparkSession each,
+shared by the tests of this module): no process default; the driver under ``ua-autotag
+run`` (its default carried by the customer's functions, and in the workers' own
+environment through the JVM). A product
 closure shipped by value to a worker that never imported the product carries the product's
 value with it. Local mode is the quick check; ``test_cluster.py`` proves the same on a real
 standalone cluster and a Spark Connect server.
@@ -27,7 +28,7 @@ import sys
 import uuid
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -262,27 +263,39 @@ def _run(variant: str, code_dir: Path, pg_dsn: str, table: str, *launcher: str, 
 
 
 @pytest.fixture(scope="module")
-def no_default(code_dir: Path, pg_dsn: str, probe_table: str) -> Run:
-    """No process default anywhere: only the products' registrations."""
-    return _run("no_default", code_dir, pg_dsn, probe_table)
+def runs(code_dir: Path, pg_dsn: str, probe_table: str) -> Dict[str, Run]:
+    """The two Spark applications, run at once (each its own driver, JVM and workers):
 
+    * ``no_default``: no process default anywhere, only the products' registrations;
+    * ``launcher_default``: the driver started by ``ua-autotag run --user-agent DEFAULT
+      --``: its sitecustomize reaches every Python process below it, the workers too.
+    """
+    from concurrent.futures import ThreadPoolExecutor
 
-@pytest.fixture(scope="module")
-def env_default(code_dir: Path, pg_dsn: str, probe_table: str) -> Run:
-    """UA_AUTOTAG_USER_AGENT in the environment of the driver, hence of the JVM and workers."""
-    return _run("env_default", code_dir, pg_dsn, probe_table, UA_AUTOTAG_USER_AGENT=DEFAULT)
-
-
-@pytest.fixture(scope="module")
-def launcher_default(code_dir: Path, pg_dsn: str, probe_table: str) -> Run:
-    """The driver started by `ua-autotag run --user-agent DEFAULT --`: its sitecustomize
-    reaches every Python process below it, the Spark workers included."""
     script = str(Path(sys.executable).with_name("ua-autotag"))
-    return _run("launcher_default", code_dir, pg_dsn, probe_table,
-                script, "run", "--user-agent", DEFAULT, "--")
+    plan: Dict[str, Tuple[Tuple[str, ...], Dict[str, str]]] = {
+        "no_default": ((), {}),
+        "launcher_default": ((script, "run", "--user-agent", DEFAULT, "--"), {}),
+    }
+    with ThreadPoolExecutor(len(plan)) as pool:
+        futures = {
+            variant: pool.submit(_run, variant, code_dir, pg_dsn, probe_table, *launcher, **env)
+            for variant, (launcher, env) in plan.items()
+        }
+        return {variant: future.result() for variant, future in futures.items()}
 
 
-@pytest.fixture(scope="module", params=["no_default", "env_default"])
+@pytest.fixture(scope="module")
+def no_default(runs: Dict[str, Run]) -> Run:
+    return runs["no_default"]
+
+
+@pytest.fixture(scope="module")
+def launcher_default(runs: Dict[str, Run]) -> Run:
+    return runs["launcher_default"]
+
+
+@pytest.fixture(scope="module", params=["no_default", "launcher_default"])
 def run(request: pytest.FixtureRequest) -> Run:
     return request.getfixturevalue(request.param)
 
@@ -317,19 +330,6 @@ def test_customer_code_untouched_without_default(no_default: Run) -> None:
         assert set(no_default.names("customer_pipeline", where)) == {""}, where
     assert set(no_default.names("customer job script", "called from customer code")) == {""}
     assert set(no_default.recorded_names("customer_pipeline")) == {""}
-
-
-def test_customer_code_carries_the_process_default(env_default: Run) -> None:
-    """UA_AUTOTAG_USER_AGENT in the driver's environment sets its process default; the
-    customer's functions carry it to every worker, also one where nothing else imported
-    ua_autotag (the function switches it on there)."""
-    customer = [o for o in env_default.observations
-                if o["code"] in ("customer_pipeline", "customer job script")]
-    assert customer and {o["application_name"] for o in customer} == {DEFAULT}
-    assert all(o["ua_autotag_loaded"] for o in customer)
-    # customer code running beside the products in one worker: the default, every time
-    assert set(env_default.names("customer job script", "called from customer code")) == {DEFAULT}
-    assert set(env_default.names("customer_pipeline", "called from customer code")) == {DEFAULT}
 
 
 def test_one_worker_process_tags_by_calling_code(run: Run) -> None:

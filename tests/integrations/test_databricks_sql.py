@@ -528,9 +528,8 @@ def test_kernel_backend_on_the_wire(caplog: pytest.LogCaptureFixture) -> None:
     except ImportError:
         pytest.skip("databricks-sql-kernel is not installed (nox matrix entry "
                     "databricks-sql-kernel-1.3.0 runs this)")
-    from ua_autotag.runtimes._peer import TlsHeaderRecorder
-
     from databricks import sql
+    from ua_autotag.verify.tls_peer import TlsHeaderRecorder
 
     def connect(peer: HeaderRecorder, entry: str) -> None:
         with pytest.raises(sql.exc.Error):

@@ -207,6 +207,8 @@ def test_the_rule_for_each_place(tmp_path: Path) -> None:
     def verdict(path: Path, kind: str = "file") -> str:
         return trust.verdict(str(path), kind) or "ok"
 
+    nobody_owns()  # as root only: other users' entries are made with chown
+
     shared = tmp_path / "shared"  # a /tmp-like sticky directory
     shared.mkdir()
     shared.chmod(0o1777)
@@ -220,6 +222,7 @@ def test_the_rule_for_each_place(tmp_path: Path) -> None:
     team = tmp_path / "team"  # group-writable: fine above, not to hold the file
     (team / "private").mkdir(parents=True, mode=0o700)
     team.chmod(0o775)
+    os.chown(team, -1, NOBODY)  # nogroup: not the owner's private group
     (team / "private" / "f").write_text("x")
     (team / "f").write_text("x")
     assert verdict(team / "private" / "f") == "ok"
@@ -228,6 +231,8 @@ def test_the_rule_for_each_place(tmp_path: Path) -> None:
     group_file = mine / "g"
     group_file.write_text("x")
     group_file.chmod(0o664)
+    assert verdict(group_file) == "ok"  # the group is the owner's private one (root's)
+    os.chown(group_file, -1, NOBODY)
     assert verdict(group_file) == f"file {group_file} is writable by its group"
 
     # links: followed by hand, every directory on the way checked, their owner too

@@ -17,8 +17,11 @@ path, that path is walked from ``/``, every symbolic link followed by hand:
   target goes through are held to the same rules.
 
 Group-writable directories above the holding one are accepted, as the issue that
-introduced this asked (an ``authorized_keys``-like rule, not a stricter one). Running
-as root, "the user or root" is root alone: a directory owned by ``nobody`` is refused.
+introduced this asked (an ``authorized_keys``-like rule, not a stricter one). "Writable
+by group" does not count when the group is the owner's private one (its primary group,
+no other member: what a umask of 002 gives on systems with user private groups), as
+Debian's OpenSSH allows: nobody else can write there. Running as root, "the user or
+root" is root alone: a directory owned by ``nobody`` is refused.
 Reads only; stdlib only (``os``, ``stat``): the launcher calls it on every ``run``.
 """
 
@@ -63,9 +66,23 @@ def private(path: str, st: os.stat_result, what: str) -> Optional[str]:
     if st.st_mode & stat.S_IWOTH:
         sticky = " (sticky, like /tmp: fine above a private directory, not to hold a file)"
         return f"{what} {path} is writable by others{sticky if stat.S_ISVTX & st.st_mode else ''}"
-    if st.st_mode & stat.S_IWGRP:
+    if st.st_mode & stat.S_IWGRP and not _private_group(st):
         return f"{what} {path} is writable by its group"
     return None
+
+
+def _private_group(st: os.stat_result) -> bool:
+    """Whether the group of ``st`` is its owner's own: the owner's primary group, with no
+    other member (a umask 002 system's "user private group"; as Debian's OpenSSH allows)."""
+    try:
+        import grp
+        import pwd
+
+        owner = pwd.getpwuid(st.st_uid)
+        group = grp.getgrgid(st.st_gid)
+    except (ImportError, KeyError):
+        return False
+    return owner.pw_gid == st.st_gid and set(group.gr_mem) <= {owner.pw_name}
 
 
 def _above(path: str, st: os.stat_result) -> Optional[str]:

@@ -410,20 +410,32 @@ def record(handle: ConnectSpan, exc: Optional[BaseException]) -> None:
             key = (outcome, integration, handle.product, kind, host, port, value, None)
             _rows[key] = _rows.get(key, 0) + 1
         return
-    address, port = handle.address, handle.port
+    # what the handle noted -> its row (host name made, PostgreSQL endpoint noted) once
+    noted = (outcome, integration, handle.product, handle.system, handle.address,
+             handle.port, value)  # fmt: skip
+    row = _NOTED.get(noted)
+    if row is None:
+        row = _noted(noted)
+    _rows[row] = _rows.get(row, 0) + 1
+
+
+#: (outcome, integration, product, system, address, port, value) -> the row's key
+_NOTED: Dict[Tuple[Any, ...], Tuple[Any, ...]] = {}
+
+
+def _noted(noted: Tuple[Any, ...]) -> Tuple[Any, ...]:
+    outcome, integration, product, system, address, port, value = noted
     host = (_HOSTS.get(address) or _host_of(address) or "?") if address else "?"
-    if handle.system == "postgresql":
+    if system == "postgresql":
         kind = "postgresql"
-        if port is not None:
-            ports = _pg_endpoints.get(host)
-            if ports is None:
-                _pg_endpoints[host] = {port}
-            elif port not in ports:
-                ports.add(port)
+        if port is not None:  # its sockets, if Python's, are PostgreSQL ones
+            _pg_endpoints.setdefault(host, set()).add(port)
     else:
         kind = "databricks"
-    key = (outcome, integration, handle.product, kind, host, port, value, None)
-    _rows[key] = _rows.get(key, 0) + 1
+    if len(_NOTED) > 1024:
+        _NOTED.clear()
+    key = _NOTED[noted] = (outcome, integration, product, kind, host, port, value, None)
+    return key
 
 
 _CARRIERS: Dict[str, str] = {}
@@ -587,6 +599,7 @@ def disable() -> None:
 def reset() -> None:
     """Forget what was recorded (tests)."""
     _rows.clear()
+    _NOTED.clear()
     _pending.clear()
     _pg_endpoints.clear()
     _lookups.clear()

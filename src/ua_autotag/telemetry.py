@@ -273,6 +273,13 @@ class ConnectSpan:
 _NO_ATTRIBUTES: Dict[str, Any] = {}
 
 
+def _label(settings: Settings) -> str:
+    """``settings.label``, kept in the settings' cache (it is computed on each read)."""
+    label: str = settings.label
+    settings.cache["label"] = label
+    return label
+
+
 class ReportHandle:
     """The connection report's handle when no span could record: what the report lists.
 
@@ -294,17 +301,9 @@ class ReportHandle:
     def __init__(self, integration: str, settings: Settings, system: str) -> None:
         """Open it: it is the context's handle until :meth:`finish`."""
         self.integration = integration
-        self.settings = settings
+        self.product = settings.cache.get("label") or _label(settings)
         self.system = system
         self._token = _CURRENT.set(self)
-
-    @property
-    def product(self) -> str:
-        cache = self.settings.cache
-        label: Optional[str] = cache.get("label")
-        if label is None:
-            label = cache["label"] = self.settings.label
-        return label
 
     def set(self, sent: Optional[str], address: Optional[str], port: Optional[int]) -> None:
         if sent is not None:

@@ -26,7 +26,7 @@ from tests.cli.conftest import SCRIPT
 from tests.runtimes.apps import DRIVER_DEFAULT, java_command, java_env, run, run_app
 from tests.runtimes.conftest import TIMEOUT, UA, base_env, need
 from ua_autotag.runtimes import describe, trust
-from ua_autotag.runtimes.java import driverconfig, jar_bytes, jar_path
+from ua_autotag.runtimes.java import driverconfig, ensure_jar, jar_bytes, jar_path
 
 WARNING = "ua-autotag run: warning: "
 WAY_OUT = "set UA_AUTOTAG_CACHE_DIR to a private directory"
@@ -252,3 +252,27 @@ def test_the_rule_for_each_place(tmp_path: Path) -> None:
     nobody_owns(other)
     assert verdict(other / "f") == f"directory {other} is owned by nobody, not by you or root"
     assert verdict(tmp_path / "missing").endswith("cannot be checked (No such file or directory)")
+
+
+def test_launches_at_the_same_moment_each_get_a_verified_jar(tmp_path: Path) -> None:
+    """Launches building the same jar at once (a test suite starting many programs): each
+    gets the path, none a spurious failure, one jar and no temporary file left."""
+    import threading
+
+    for attempt in range(20):
+        directory = tmp_path / f"cache{attempt}"
+        results: list[object] = []
+
+        def build(directory: Path = directory, results: list[object] = results) -> None:
+            try:
+                results.append(ensure_jar(UA, str(directory)))
+            except OSError as exc:
+                results.append(exc)
+
+        threads = [threading.Thread(target=build) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results == [jar_path(UA, str(directory))] * 8, results
+        assert [p.name for p in directory.iterdir()] == [Path(jar_path(UA, str(directory))).name]

@@ -245,16 +245,17 @@ def ensure_jar(value: str, directory: str) -> str:
             raise trust.Untrusted(f"directory {directory} changed while it was checked")
         if _read_jar(directory_fd, path, expected) is not None:
             return path
-        written = _write_jar(directory_fd, os.path.basename(path), expected)
-        found = _read_jar(directory_fd, path, expected)
-        if found is None or (found.st_dev, found.st_ino) != (written.st_dev, written.st_ino):
+        _write_jar(directory_fd, os.path.basename(path), expected)
+        # verified again as it is now (a launch running at the same moment may have put
+        # its own, identical and as checked, in its place: that one is fine too)
+        if _read_jar(directory_fd, path, expected) is None:
             raise OSError(f"the jar written to {path} does not read back")
         return path
     finally:
         os.close(directory_fd)
 
 
-def _write_jar(directory_fd: int, name: str, content: bytes) -> os.stat_result:
+def _write_jar(directory_fd: int, name: str, content: bytes) -> None:
     """Write ``content`` to a new file in ``directory_fd`` and rename it to ``name``."""
     tmp = f".ua-autotag-{os.getpid()}-{os.urandom(6).hex()}.tmp"
     fd = os.open(tmp, _CREATE, 0o644, dir_fd=directory_fd)
@@ -264,7 +265,6 @@ def _write_jar(directory_fd: int, name: str, content: bytes) -> os.stat_result:
             while view:
                 view = view[os.write(fd, view) :]
             os.fsync(fd)
-            written = os.fstat(fd)
         finally:
             os.close(fd)
         os.replace(tmp, name, src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
@@ -274,7 +274,6 @@ def _write_jar(directory_fd: int, name: str, content: bytes) -> os.stat_result:
         except OSError:
             pass
         raise
-    return written
 
 
 def hook(env: dict[str, str], value: str, mode: str) -> Optional[str]:

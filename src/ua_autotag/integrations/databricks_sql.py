@@ -38,8 +38,8 @@ from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 from .. import telemetry
-from ..merge import debug
-from ..merge.entry import KERNEL_USER_AGENT_LIMIT, fit_entry, merge_entry
+from ..merge import KERNEL_USER_AGENT_LIMIT, debug
+from ..merge.entry import fit_entry, merge_entry
 from ..spec import Integration, Patch, Tag
 
 Args = Tuple[Any, ...]

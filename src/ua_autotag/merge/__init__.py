@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "APPLICATION_NAME_LIMIT",
     "CARRIERS",
+    "KERNEL_USER_AGENT_LIMIT",
     "SPARK_CONNECT_LIMIT",
     "Carrier",
     "debug",
@@ -28,6 +29,9 @@ __all__ = [
 APPLICATION_NAME_LIMIT = 63
 #: the Spark Connect client refuses a user part over 2048 characters after URL-quoting
 SPARK_CONNECT_LIMIT = 2048
+#: the SQL connector's kernel backend sends 1024 bytes of the connector's User-Agent
+#: (``user_agent_entry`` inside it) and cuts the rest from the end
+KERNEL_USER_AGENT_LIMIT = 1024
 
 
 class Carrier:

@@ -10,14 +10,10 @@ from typing import Optional
 
 from .tokens import merge_tokens
 
-__all__ = ["KERNEL_USER_AGENT_LIMIT", "SQLALCHEMY_MARKER", "fit_entry", "merge_entry"]
+__all__ = ["SQLALCHEMY_MARKER", "fit_entry", "merge_entry"]
 
 #: what the databricks-sqlalchemy dialect puts in front of the caller's entry
 SQLALCHEMY_MARKER = "sqlalchemy"
-
-#: bytes of the connector's User-Agent the SQL kernel backend (``use_kernel=True``, and
-#: the connector's own fall-back onto it) sends; it cuts the rest, from the end
-KERNEL_USER_AGENT_LIMIT = 1024
 
 
 @functools.lru_cache(maxsize=256)  # (caller's entry, ours, mode): a few per process

@@ -178,15 +178,22 @@ def dbconnect(session: nox.Session) -> None:
 
     databricks-connect 16.1 is the newest release installable on Python 3.11; it needs
     numpy < 2, hence the pyarrow / pandas pins. The Spark Connect tests run here too,
-    against the pyspark (3.5) it bundles. Needs the ``openssl`` command (the gRPC peer's
-    throw-away TLS certificate). Options after ``--`` go to pytest.
+    against the pyspark (3.5) it bundles, and so do the ``pyspark`` hand-over tests
+    (functions carried with their value; psycopg for the executor's connection). Needs the
+    ``openssl`` command (the gRPC peer's throw-away TLS certificate). Options after ``--``
+    go to pytest.
     """
-    session.install("-e", ".[test]", "databricks-connect==16.1.*", "pyarrow<18", "pandas<3")
+    session.install(
+        "-e", ".[test]", "databricks-connect==16.1.*", "pyarrow<18", "pandas<3",
+        "psycopg[binary]",
+    )
     session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
     session.run(
         "pytest",
         "tests/integrations/test_databricks_connect.py",
         "tests/integrations/test_spark_connect.py",
+        "tests/integrations/test_pyspark_handover.py",
+        "tests/integrations/test_pyspark_executor.py",
         *session.posargs,
     )
 

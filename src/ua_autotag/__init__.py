@@ -199,10 +199,10 @@ def _is_the_command() -> bool:
 
 def _report_from_env() -> None:
     """``UA_AUTOTAG_REPORT=text|json`` (set by ``ua-autotag run --report``): report on."""
-    from . import settings
+    from . import options
 
     env = _os.environ
-    fmt = env.get(settings.REPORT_VAR, "").strip().lower()
+    fmt = env.get(options.REPORT_VAR, "").strip().lower()
     if not fmt or _is_the_command():  # the command's children report, not the command
         return
     try:
@@ -212,7 +212,7 @@ def _report_from_env() -> None:
         ledger.print_at_exit(
             "json" if fmt == "json" else "text",
             None,
-            env.get(settings.REPORT_DIR_VAR) or None,
+            env.get(options.REPORT_DIR_VAR) or None,
         )
     except Exception as exc:  # never kill the import
         import sys
@@ -222,16 +222,18 @@ def _report_from_env() -> None:
 
 def _activate_from_env() -> None:
     """The one-liner: set the process default from the environment, never killing the import."""
-    from . import settings
+    from . import options
 
     env = _os.environ
-    if not settings.has_user_agent(env):
+    if not options.has_user_agent(env):
         return
     if _is_the_command():
         # the `ua-autotag` command itself (script or `python -m ua_autotag`): it validates
         # and reports the configuration its own way; its children are the ones tagged
         return
-    strict = settings.is_true(env.get(settings.VAR["strict"]))
+    from . import settings
+
+    strict = options.is_true(env.get(options.VAR["strict"]))
     try:
         settings.apply_log_level()
         instrument()
@@ -244,7 +246,7 @@ def _activate_from_env() -> None:
             "ua_autotag: not instrumenting, bad configuration in the environment: %s "
             "(set %s=true to make this an error)",
             exc,
-            settings.VAR["strict"],
+            options.VAR["strict"],
         )
 
 

@@ -208,7 +208,7 @@ def _host_rules() -> Any:
     if _rules is not None and _rules_key is state:
         return _rules
     from .hosts import HostRules
-    from .settings import VAR
+    from .options import VAR
 
     listed: List[str] = []
     if state is not None:

@@ -1,10 +1,10 @@
 """The options of ``instrument()``, declared once, and their resolution into :class:`Settings`.
 
-:data:`OPTIONS` is the one list of options: ``ua_autotag.instrument``, the
-``opentelemetry-instrument`` entry point and the CLI take their names, environment
-variables and launcher flags from it. :func:`resolve` merges arguments over the
-``UA_AUTOTAG_*`` environment (arguments win) into one immutable :class:`Settings`,
-computed once and read by every wrapper.
+:data:`OPTIONS` (declared in :mod:`ua_autotag.options`, re-exported here) is the one
+list of options: ``ua_autotag.instrument``, the ``opentelemetry-instrument`` entry point
+and the CLI take their names, environment variables and launcher flags from it.
+:func:`resolve` merges arguments over the ``UA_AUTOTAG_*`` environment (arguments win)
+into one immutable :class:`Settings`, computed once and read by every wrapper.
 
 Imported by ``instrument()`` before any client is: it uses no ``logging``,
 ``dataclasses``, ``re`` or ``importlib.metadata`` at import time.
@@ -15,6 +15,20 @@ from __future__ import annotations
 import os
 
 from .catalog import CATALOG, RUNTIMES
+from .options import (  # declared there: light, read by every `import ua_autotag`
+    ENV,
+    LOG_LEVEL_VAR,
+    MODES,
+    OPTIONS,
+    VALUE_OPTIONS,
+    VALUE_VARS,
+    VAR,
+    Option,
+    has_user_agent,
+    is_true,
+)
+from .options import FALSE as _FALSE
+from .options import TRUE as _TRUE
 from .value import ConfigurationError, InvalidUserAgent, UserAgent
 
 TYPE_CHECKING = False
@@ -38,109 +52,6 @@ __all__ = [
     "is_true",
     "resolve",
 ]
-
-MODES = ("append", "replace", "keep")
-
-
-class Option:
-    """One option of ``instrument()``: its keyword, environment variable and launcher flag."""
-
-    __slots__ = ("env", "flag", "help", "name")
-
-    def __init__(
-        self, name: str, env: Optional[str], help: str, flag: Optional[str] = None
-    ) -> None:
-        self.name = name
-        self.env = env
-        self.help = help
-        self.flag = flag  # the launcher's option, when it has one
-
-    def __repr__(self) -> str:
-        return f"Option({self.name!r})"
-
-
-#: Every option of ``instrument()``, in its signature's order.
-OPTIONS: Tuple[Option, ...] = (
-    Option(
-        "user_agent",
-        "UA_AUTOTAG_USER_AGENT",
-        "the full value, e.g. AcmePartner_DatEngProduct/3.5",
-        "--user-agent",
-    ),
-    Option("isv", "UA_AUTOTAG_ISV", "isv name (with product, instead of user_agent)", "--isv"),
-    Option("product", "UA_AUTOTAG_PRODUCT", "product name", "--product"),
-    Option("version", "UA_AUTOTAG_VERSION", "product version (optional)", "--version"),
-    Option(
-        "version_from",
-        "UA_AUTOTAG_VERSION_FROM",
-        "read the version from this installed distribution",
-        "--version-from",
-    ),
-    Option(
-        "packages",
-        None,
-        "module names whose connections this value tags (a library product); "
-        "none: the process default",
-    ),
-    Option("integrations", None, "only these integrations (default: all)"),
-    Option(
-        "disabled",
-        "UA_AUTOTAG_DISABLED_INTEGRATIONS",
-        "comma list of integrations (or launcher runtimes node, java) to leave alone, or 'all'",
-        "--disable",
-    ),
-    Option("mode", "UA_AUTOTAG_MODE", "append (default) | replace | keep", "--mode"),
-    Option(
-        "spans",
-        "UA_AUTOTAG_SPANS",
-        "true (default) | false: OpenTelemetry spans and metrics",
-        "--no-spans",
-    ),
-    Option(
-        "strict",
-        "UA_AUTOTAG_STRICT",
-        "true | false (default): raise instead of warn on bad configuration",
-        "--strict",
-    ),
-    Option(
-        "rest_hosts",
-        "UA_AUTOTAG_REST_HOSTS",
-        "comma list of extra hosts whose REST calls are tagged",
-        "--rest-hosts",
-    ),
-)
-
-#: The value options (the rest are behaviour).
-VALUE_OPTIONS = ("user_agent", "isv", "product", "version", "version_from")
-
-#: option name -> its environment variable (every name below is derived from here)
-VAR: Dict[str, str] = {o.name: o.env for o in OPTIONS if o.env is not None}
-
-#: Variables that are not options of ``instrument()``, with what they mean.
-LOG_LEVEL_VAR = "UA_AUTOTAG_LOG_LEVEL"
-ODBC_DRIVERS_VAR = "UA_AUTOTAG_ODBC_DRIVERS"
-ODBC_DSNS_VAR = "UA_AUTOTAG_ODBC_DSNS"
-CACHE_DIR_VAR = "UA_AUTOTAG_CACHE_DIR"
-REPORT_VAR = "UA_AUTOTAG_REPORT"
-REPORT_DIR_VAR = "UA_AUTOTAG_REPORT_DIR"
-
-#: Every environment variable ua-autotag reads, with what it means (README table).
-ENV: Dict[str, str] = {
-    **{o.env: o.help for o in OPTIONS if o.env},
-    LOG_LEVEL_VAR: "level of the 'ua_autotag' logger (DEBUG, INFO, WARNING...)",
-    ODBC_DRIVERS_VAR: "comma list of extra ODBC driver-name fragments meaning Databricks",
-    ODBC_DSNS_VAR: "comma list of ODBC DSN names meaning Databricks",
-    CACHE_DIR_VAR: "where the launcher keeps what it builds for Java children",
-    REPORT_VAR: "text | json: print the connection report at exit (set by run --report)",
-    REPORT_DIR_VAR: "where a child writes its report for the launcher to merge",
-}
-
-#: The variables any one of which configures the process default's value (what makes
-#: ``import ua_autotag``, and the launcher's ``.pth`` line, instrument).
-VALUE_VARS = (VAR["user_agent"], VAR["isv"], VAR["product"])
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 
 class Settings:
@@ -224,11 +135,6 @@ class Settings:
         return f"Settings({str(self.user_agent)!r}, mode={self.mode!r}{where})"
 
 
-def has_user_agent(env: Mapping[str, str]) -> bool:
-    """Whether ``env`` configures a value (what makes ``import ua_autotag`` instrument)."""
-    return any(env.get(var) for var in VALUE_VARS)
-
-
 def carriers_in_use(settings: Settings) -> FrozenSet[str]:
     """The carriers of the integrations ``settings`` enables."""
     return frozenset(c for c in (CATALOG[n].carrier for n in settings.active) if c is not None)
@@ -255,11 +161,6 @@ def check_carriers(ua: UserAgent, settings: Settings, label: str = "") -> None:
                 f"{prefix}{exc}; shorten the value, or disable the integrations that carry it "
                 f"there ({', '.join(users)}) with {how}"
             ) from None
-
-
-def is_true(raw: Optional[str]) -> bool:
-    """Whether an environment value means true (``1``, ``true``, ``yes``, ``on``)."""
-    return raw is not None and raw.strip().lower() in _TRUE
 
 
 def _parse_bool(name: str, raw: str) -> bool:

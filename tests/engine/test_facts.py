@@ -46,10 +46,12 @@ def _names_in(tree: ast.AST) -> list[tuple[int, str]]:
     ]
 
 
-def test_every_variable_name_in_settings_is_declared_once() -> None:
-    """settings.py spells a variable name only where it is declared: in ``OPTIONS`` or as
-    one of the named variables beyond them; everything else derives it (``VAR``)."""
-    tree = ast.parse((SRC / "settings.py").read_text())
+def test_every_variable_name_is_declared_once() -> None:
+    """options.py spells a variable name only where it is declared: in ``OPTIONS`` or as
+    one of the named variables beyond them; everything else derives it (``VAR``), and
+    settings.py spells none."""
+    assert _names_in(ast.parse((SRC / "settings.py").read_text())) == []
+    tree = ast.parse((SRC / "options.py").read_text())
     declared: set[int] = set()
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else (
@@ -67,7 +69,7 @@ def test_every_variable_read_in_the_library_is_documented() -> None:
     """A ``UA_AUTOTAG_*`` name written in the engine, settings, merge rules or
     integrations is one of :data:`settings.ENV` (the README's table), or a name the
     launcher sets for its children (``UA_AUTOTAG_EXPORTED_*`` / ``_ORIGINAL_*``)."""
-    files = [SRC / "__init__.py", SRC / "settings.py"]
+    files = [SRC / "__init__.py", SRC / "settings.py", SRC / "options.py", SRC / "ledger.py"]
     for folder in ("engine", "merge", "integrations"):
         files += sorted((SRC / folder).glob("*.py"))
     internal = ("UA_AUTOTAG_EXPORTED_", "UA_AUTOTAG_ORIGINAL_")

@@ -38,7 +38,8 @@ from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple
 from .. import telemetry
 from ..hosts import rules_for
 from ..merge.odbc import OdbcAttribute, merge_call, odbc_attributes
-from ..settings import ODBC_DRIVERS_VAR, ODBC_DSNS_VAR, Settings
+from ..options import ODBC_DRIVERS_VAR, ODBC_DSNS_VAR
+from ..settings import Settings
 from ..spec import Integration, Patch, Tag
 
 logger = logging.getLogger("ua_autotag")

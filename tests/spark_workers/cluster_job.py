@@ -121,6 +121,12 @@ def classic(spark, mode, out):  # type: ignore[no-untyped-def]
         probe = F.udf(value("customer udf"), "string")
         seen += collect_column(spark.range(0, 2, numPartitions=2).select(probe("id")))
         seen += collect_rdd(rdd.map(lambda _: observer("customer map")()))
+        # a command over Spark's 1 MB threshold travels as a broadcast variable
+        payload = b"x" * 1_200_000
+        observe_large = observer("customer large command")
+        seen += collect_rdd(rdd.mapPartitions(
+            lambda rows: [observe_large() + " " * (len(payload) - len(payload))]
+        ))
     elif mode == "bare":
         seen += collect_rdd(rdd.mapPartitions(partitions("customer mapPartitions")))
         seen += collect_rdd(rdd.mapPartitions(acme_dateng.jobs.closure("product nested")))

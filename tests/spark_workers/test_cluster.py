@@ -332,6 +332,11 @@ def test_instrument_in_code_customer_udf(runs: Dict[str, Observations]) -> None:
     assert names(runs, "products", "customer map") == {CUSTOMER}
 
 
+def test_a_command_sent_as_a_broadcast(runs: Dict[str, Observations]) -> None:
+    """Over 1 MB the pickled command travels as a broadcast variable: unpickled the same."""
+    assert names(runs, "products", "customer large command") == {CUSTOMER}
+
+
 def test_product_module_level_function(runs: Dict[str, Observations]) -> None:
     assert names(runs, "launcher", "product module-level") == {ACME}
     assert all(o["product_imported"] for o in runs["launcher"]["product module-level"])

@@ -146,8 +146,12 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
                     sockets.append((kind, host, port))
                 else:  # a report-only handle holds no list until now
                     handle.sockets = [(kind, host, port)]
-            else:
-                _untagged(kind, host, port)
+            else:  # the code that called connect: the frame past this one
+                try:
+                    frame = next(_CALLERS).f_back
+                except ValueError:  # another thread is inside the generator
+                    frame = sys._getframe(1)
+                _untagged(kind, host, port, frame)
         except Exception:  # never break the caller's connect
             pass
     elif event == "socket.getaddrinfo" and _ON:
@@ -300,26 +304,6 @@ def _place(frame: Any, name: Any) -> Tuple[str, int]:
     return place
 
 
-def _opener(frame: Any) -> Tuple[str, Any]:
-    """(client, (file, line)) from ``frame`` outwards: the outermost library (or
-    standard-library module) of the calls that opened the socket, and the first frame
-    past it: the caller's code. Frames are told apart by their module (``f_globals``,
-    not audited); the caller's file (``f_code``, audited) is read once per place."""
-    client = ""
-    while frame is not None:
-        globals_ = frame.f_globals
-        name = globals_.get("__name__")
-        kind = _MODULES.get(name)
-        if kind is None:
-            kind = _module_kind(name, globals_)
-        if kind == "=":
-            return client or "?", _place(frame, name)
-        if kind:
-            client = kind
-        frame = frame.f_back
-    return client or "?", "?"
-
-
 _LABELS: Dict[int, Tuple[Any, str]] = {}
 #: [state, label]: the label of a state whose default is its only settings (kept alive:
 #: a snapshot holds nothing of the application's)
@@ -338,13 +322,28 @@ def _label(settings: Any) -> str:
     return label
 
 
-def _untagged(kind: str, host: str, port: Optional[int]) -> None:
-    # called by _audit only: the frame past it is the code that called connect
-    try:
-        frame = next(_CALLERS).f_back.f_back  # this function's, _audit's, the caller's
-    except ValueError:  # another thread is inside the generator: the audited way
-        frame = sys._getframe(2)
-    client, location = _opener(frame)
+def _untagged(kind: str, host: str, port: Optional[int], frame: Any) -> None:
+    """A socket opened outside every tagging layer, by the code of ``frame``: its row."""
+    # from ``frame`` outwards: the outermost library (or standard-library module) of the
+    # calls that opened the socket, and the first frame past it: the caller's code.
+    # Frames are told apart by their module (``f_globals``, not audited); the caller's
+    # file (``f_code``, audited) is read once per place.
+    client: Any = ""
+    location: Any = "?"
+    while frame is not None:
+        globals_ = frame.f_globals
+        name = globals_.get("__name__")
+        what = _MODULES.get(name)
+        if what is None:
+            what = _module_kind(name, globals_)
+        if what == "=":
+            line = frame.f_lineno
+            location = _PLACES.get((name, line, frame.f_lasti)) or _place(frame, name)
+            break
+        if what:
+            client = what
+        frame = frame.f_back
+    client = client or "?"
     state = _state_now()
     if state is None:
         product = "-"

@@ -271,3 +271,41 @@ def test_report_written_to_a_file_at_exit(tmp_path: Path, http_peer: HeaderRecor
     (row,) = data["connections"]
     assert (row["status"], row["client"], row["product"]) == ("untagged", "http.client", "-")
     assert row["location"] == "<string>:4"
+
+
+def test_threads_looking_up_different_names_for_one_port_are_told_apart() -> None:
+    """Threads resolve a listed name (127.0.0.1) and an unlisted one (localhost) for the
+    same port at once and connect: only the listed name's connections are rows, each
+    with the line that opened it (the name a socket connects under is its own thread's
+    look-up, not the last one of the process)."""
+    code = textwrap.dedent(
+        """
+        import json, socket, threading
+        import ua_autotag
+        ua_autotag.instrument("AcmePartner_DatEngProduct/3.5", rest_hosts=["127.0.0.1"])
+        report = ua_autotag.report(format=None)
+        server = socket.create_server(("127.0.0.1", 0), backlog=1024)
+        port = server.getsockname()[1]
+        start = threading.Barrier(8)
+
+        def work(name):
+            start.wait()
+            for _ in range(40):
+                try:
+                    socket.create_connection((name, port), timeout=5).close()  # OPEN
+                except OSError:  # localhost as ::1 first: refused, then 127.0.0.1
+                    pass
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in ["127.0.0.1", "localhost"] * 4]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        print(json.dumps(report.as_dict()))
+        """
+    )
+    proc = _run([sys.executable, "-c", code], _env())
+    report = json.loads(proc.stdout)
+    (row,) = _rows(report, "untagged")
+    assert (row["host"], row["count"]) == ("127.0.0.1", 4 * 40), report
+    line = next(i for i, t in enumerate(code.splitlines(), 1) if "# OPEN" in t)
+    assert row["location"] == f"<string>:{line}"
+    assert row["client"] == "?"  # socket.create_connection: the socket module is skipped

@@ -16,10 +16,15 @@ import os
 
 from .catalog import CATALOG, RUNTIMES
 from .options import (  # declared there: light, read by every `import ua_autotag`
+    CACHE_DIR_VAR,
     ENV,
     LOG_LEVEL_VAR,
     MODES,
+    ODBC_DRIVERS_VAR,
+    ODBC_DSNS_VAR,
     OPTIONS,
+    REPORT_DIR_VAR,
+    REPORT_VAR,
     VALUE_OPTIONS,
     VALUE_VARS,
     VAR,
@@ -36,9 +41,15 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple, Union
 
 __all__ = [
+    "CACHE_DIR_VAR",
     "ENV",
+    "LOG_LEVEL_VAR",
     "MODES",
+    "ODBC_DRIVERS_VAR",
+    "ODBC_DSNS_VAR",
     "OPTIONS",
+    "REPORT_DIR_VAR",
+    "REPORT_VAR",
     "VALUE_OPTIONS",
     "VALUE_VARS",
     "VAR",

@@ -236,15 +236,7 @@ class ConnectSpan:
 
     def finish(self, exc: Optional[BaseException]) -> None:
         """End the span; never raises (the caller's own outcome must win)."""
-        try:  # noqa: SIM105 - a with-statement costs more than the reset on this path
-            _CURRENT.reset(self._token)
-        except Exception:  # reset from another context: nothing to undo
-            pass
-        if _LEDGER is not None:
-            try:  # noqa: SIM105
-                _LEDGER(self, exc)
-            except Exception:  # the report must not break the app either
-                pass
+        _hand_over(self, exc)
         if not self.attributes:
             return  # a handle for the report only: no span, no counter
         try:
@@ -318,15 +310,21 @@ class ReportHandle:
 
     def finish(self, exc: Optional[BaseException]) -> None:
         """Hand the handle to the report; never raises."""
-        try:  # noqa: SIM105 - a with-statement costs more than the reset on this path
-            _CURRENT.reset(self._token)
-        except Exception:  # reset from another context: nothing to undo
+        _hand_over(self, exc)
+
+
+def _hand_over(handle: Any, exc: Optional[BaseException]) -> None:
+    """A handle ends: it stops being the context's, and the report (if on) gets it; never
+    raises (the caller's own outcome must win)."""
+    try:  # noqa: SIM105 - a with-statement costs more than the reset on this path
+        _CURRENT.reset(handle._token)
+    except Exception:  # reset from another context: nothing to undo
+        pass
+    if _LEDGER is not None:
+        try:  # noqa: SIM105
+            _LEDGER(handle, exc)
+        except Exception:  # the report must not break the app either
             pass
-        if _LEDGER is not None:
-            try:  # noqa: SIM105
-                _LEDGER(self, exc)
-            except Exception:  # the report must not break the app
-                pass
 
 
 @functools.lru_cache(maxsize=256)  # (integration, product, failed): a handful per process

@@ -105,10 +105,12 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
                 # looked up anywhere (asyncio resolves in an executor thread); else the IP
                 if _lookups:  # more than one thread ran look-ups (see below)
                     lookup = _lookups.get(_thread_ident())
-                    if lookup is not None and lookup[0] == port:
+                    if lookup is not None and lookup[0] == port and len(_threads) > 1:
                         host = lookup[1]
                     else:
                         host = _last_lookup.get(port) or address[0]
+                        if len(_threads) <= 1:  # the other threads ended: none current
+                            _lookups.clear()
                 else:
                     host = _last_lookup.get(port) or address[0]
                 if port in _PG_PORTS or (
@@ -156,19 +158,15 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
             pass
     elif event == "socket.getaddrinfo" and _ON:
         try:
+            # (host: str, bytes or None: the connect makes it a str; a None one is skipped)
             host, port = args[0], args[1]
             if type(port) is not int:  # "443" here, 443 at connect
                 port = _port(port)
-            if type(host) is not str:  # bytes, or None ("localhost" then)
-                host = host.decode("ascii", "replace") if isinstance(host, bytes) else None
-            if host and port is not None:
-                _last_lookup[port] = host
-                if len(_threads) > 1:  # one thread: the last look-up is this thread's
-                    if len(_lookups) > 4096:  # idents of threads long gone
-                        _lookups.clear()
-                    _lookups[_thread_ident()] = (port, host)
-                elif _lookups:  # the other threads ended: nothing per thread is current
+            _last_lookup[port] = host
+            if len(_threads) > 1:  # one thread: the last look-up is this thread's
+                if len(_lookups) > 4096:  # idents of threads long gone
                     _lookups.clear()
+                _lookups[_thread_ident()] = (port, host)
         except Exception:
             pass
 

@@ -265,6 +265,20 @@ class ConnectSpan:
 _NO_ATTRIBUTES: Dict[str, Any] = {}
 
 
+def _hand_over(handle: Any, exc: Optional[BaseException]) -> None:
+    """A handle ends: it stops being the context's, and the report (if on) gets it; never
+    raises (the caller's own outcome must win)."""
+    try:  # noqa: SIM105 - a with-statement costs more than the reset on this path
+        _CURRENT.reset(handle._token)
+    except Exception:  # reset from another context: nothing to undo
+        pass
+    if _LEDGER is not None:
+        try:  # noqa: SIM105
+            _LEDGER(handle, exc)
+        except Exception:  # the report must not break the app either
+            pass
+
+
 def _label(settings: Settings) -> str:
     """``settings.label``, kept in the settings' cache (it is computed on each read)."""
     label: str = settings.label
@@ -308,23 +322,8 @@ class ReportHandle:
     def begin(self) -> None:
         pass
 
-    def finish(self, exc: Optional[BaseException]) -> None:
-        """Hand the handle to the report; never raises."""
-        _hand_over(self, exc)
-
-
-def _hand_over(handle: Any, exc: Optional[BaseException]) -> None:
-    """A handle ends: it stops being the context's, and the report (if on) gets it; never
-    raises (the caller's own outcome must win)."""
-    try:  # noqa: SIM105 - a with-statement costs more than the reset on this path
-        _CURRENT.reset(handle._token)
-    except Exception:  # reset from another context: nothing to undo
-        pass
-    if _LEDGER is not None:
-        try:  # noqa: SIM105
-            _LEDGER(handle, exc)
-        except Exception:  # the report must not break the app either
-            pass
+    #: hand the handle to the report; never raises (the function itself: no call more)
+    finish = _hand_over
 
 
 @functools.lru_cache(maxsize=256)  # (integration, product, failed): a handful per process

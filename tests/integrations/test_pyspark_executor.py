@@ -32,11 +32,12 @@ SCOPED = "Umbrella_Scoped/9.1"
 #: runs in the "executor": unpickle what the driver sent, call it, print the result
 EXECUTOR = r"""
 import json, pickle, sys
-if sys.argv[2] == "hide":  # a Python where ua-autotag is not installed
+if sys.argv[2] != "-":  # "ua_autotag": not installed; "ua_autotag.executor": an older release
+    hidden = sys.argv[2]
     class Hide:
         @staticmethod
         def find_spec(name, path=None, target=None):
-            if name.split(".")[0] == "ua_autotag":
+            if name == hidden or name.startswith(hidden + "."):
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
     sys.meta_path.insert(0, Hide)
 with open(sys.argv[1], "rb") as f:
@@ -60,7 +61,7 @@ def application_name(dsn):
 '''
 
 
-def _run(tmp_path: Path, func: Any, arg: Any, hide: bool = False) -> Any:
+def _run(tmp_path: Path, func: Any, arg: Any, hide: str = "-") -> Any:
     """Pickle ``(func, arg)`` here, unpickle and call it in a fresh Python."""
     sent = tmp_path / "command.pickle"
     sent.write_bytes(cloudpickle.dumps((func, arg)))
@@ -70,7 +71,7 @@ def _run(tmp_path: Path, func: Any, arg: Any, hide: bool = False) -> Any:
         [str(tmp_path / "code"), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
     )
     proc = subprocess.run(
-        [sys.executable, "-c", EXECUTOR, str(sent), "hide" if hide else "-"],
+        [sys.executable, "-c", EXECUTOR, str(sent), hide],
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -129,7 +130,17 @@ def test_an_executor_without_ua_autotag_runs_the_function_untagged(
 ) -> None:
     settings = ua_autotag.instrument(DEFAULT)
     carried = executor.carry(_connect(pg_dsn), executor.payload(settings, executor.DEFAULT))
-    assert _run(tmp_path, carried, None, hide=True) == {"result": "", "ua_loaded": False}
+    assert _run(tmp_path, carried, None, hide="ua_autotag") == {"result": "", "ua_loaded": False}
+
+
+def test_an_executor_with_an_older_ua_autotag_runs_the_function_untagged(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """A release without ``ua_autotag.executor``: imported, found wanting, left alone."""
+    settings = ua_autotag.instrument(DEFAULT)
+    carried = executor.carry(_connect(pg_dsn), executor.payload(settings, executor.DEFAULT))
+    seen = _run(tmp_path, carried, None, hide="ua_autotag.executor")
+    assert seen == {"result": "", "ua_loaded": True}
 
 
 @pytest.mark.usefixtures("product")

@@ -148,6 +148,19 @@ def may_record() -> bool:
     return _tracer is None or sdk_configured()
 
 
+def _set(handle: Any, sent: Optional[str], address: Optional[str], port: Optional[int]) -> None:
+    """Keep what a layer reports about its connection (None: not known there); a started
+    span learns it at finish."""
+    if sent is not None:
+        handle.sent = sent
+    if address is not None:
+        handle.address = address
+    if port is not None:
+        handle.port = port
+    if handle.span is not None:
+        handle.changed = True
+
+
 class ConnectSpan:
     """The span of one connection attempt; inner layers report into it.
 
@@ -192,15 +205,8 @@ class ConnectSpan:
         self.system: Optional[str] = None
         self.sockets: List[Tuple[str, Any, Optional[int]]] = []
 
-    def set(self, sent: Optional[str], address: Optional[str], port: Optional[int]) -> None:
-        if sent is not None:
-            self.sent = sent
-        if address is not None:
-            self.address = address
-        if port is not None:
-            self.port = port
-        if self.span is not None:
-            self.changed = True
+    #: what an inner layer reports about the connection
+    set = _set
 
     def _name(self) -> str:
         address = self.address
@@ -311,13 +317,8 @@ class ReportHandle:
         self.system = system
         self._token = _CURRENT.set(self)
 
-    def set(self, sent: Optional[str], address: Optional[str], port: Optional[int]) -> None:
-        if sent is not None:
-            self.sent = sent
-        if address is not None:
-            self.address = address
-        if port is not None:
-            self.port = port
+    #: what an inner layer reports (the same rule as a span's; ``changed`` is unused here)
+    set = _set
 
     def begin(self) -> None:
         pass

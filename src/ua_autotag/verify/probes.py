@@ -156,6 +156,18 @@ def probe_aiohttp(job: Job) -> Result:
 # --------------------------------------------------------------------------- Spark Connect
 
 
+def _run_spark(builder: Any, peer: Any, transport: str) -> Result:
+    """One query through the session ``builder`` makes, and the client type ``peer`` saw."""
+    spark = builder.getOrCreate()
+    try:
+        spark.range(1).collect()
+    finally:
+        with contextlib.suppress(Exception):
+            spark.stop()
+    received = _last(peer.user_agents("ExecutePlan")) or _last(peer.user_agents())
+    return {"received": received, "where": f"client_type of ExecutePlan ({transport})"}
+
+
 def probe_spark_connect(job: Job) -> Result:
     try:
         from .spark_peer import SparkConnectPeer
@@ -164,14 +176,7 @@ def probe_spark_connect(job: Job) -> Result:
     from pyspark.sql import SparkSession
 
     with SparkConnectPeer() as peer:
-        spark = SparkSession.builder.remote(peer.url).getOrCreate()
-        try:
-            spark.range(1).collect()
-        finally:
-            with contextlib.suppress(Exception):
-                spark.stop()
-        received = _last(peer.user_agents("ExecutePlan")) or _last(peer.user_agents())
-        return {"received": received, "where": "client_type of ExecutePlan (gRPC)"}
+        return _run_spark(SparkSession.builder.remote(peer.url), peer, "gRPC")
 
 
 def probe_databricks_connect(job: Job) -> Result:
@@ -201,14 +206,7 @@ def probe_databricks_connect(job: Job) -> Result:
         builder = DatabricksSession.builder.sdkConfig(config)
         if hasattr(builder, "validateSession"):  # no cluster REST look-up: the peer is gRPC
             builder = builder.validateSession(False)
-        spark = builder.getOrCreate()
-        try:
-            spark.range(1).collect()
-        finally:
-            with contextlib.suppress(Exception):
-                spark.stop()
-        received = _last(peer.user_agents("ExecutePlan")) or _last(peer.user_agents())
-        return {"received": received, "where": "client_type of ExecutePlan (gRPC over TLS)"}
+        return _run_spark(builder, peer, "gRPC over TLS")
     finally:
         peer.stop()
 

@@ -95,7 +95,7 @@ def main() -> None:
 
         def use(state: Any) -> Callable[[], None]:
             def switch() -> None:
-                attribution._STATE = state
+                attribution.use_state(state)
 
             return switch
 
@@ -180,8 +180,7 @@ def _connect_rows(pg: Any, deep: Callable[[Callable[[], Any]], Callable[[], Any]
     saved: Dict[str, Any] = {}
 
     def unpatched() -> None:
-        saved["state"] = attribution._STATE
-        attribution._STATE = None  # the wrappers pass straight through
+        saved["state"] = attribution.use_state(None)  # the wrappers pass straight through
 
     variants = [
         Variant("ours, default only (unscoped path)", deep(pg.fn), use(default_only)),

@@ -347,10 +347,9 @@ def use_settings(settings: Any) -> None:
 
     st = attribution.state()
     products = st.products if st is not None else ()
-    if settings is None and not products:
-        attribution._STATE = None
-    else:
-        attribution._STATE = attribution.State(settings, products)
+    attribution.use_state(
+        None if settings is None and not products else attribution.State(settings, products)
+    )
 
 
 def set_settings(**changes: Any) -> Any:

@@ -62,6 +62,7 @@ __all__ = [
     "scope",
     "state",
     "unregister",
+    "use_state",
 ]
 
 #: the attribute on pinned objects that holds their :class:`Product`
@@ -211,6 +212,18 @@ def state() -> Optional[State]:
     return _STATE
 
 
+def use_state(st: Optional[State]) -> Optional[State]:
+    """Put the snapshot ``st`` in force (None: nothing instrumented, the wrappers pass
+    calls through) and return the one it replaced.
+
+    For tools that switch between snapshots without re-patching (the benchmarks compare
+    the default alone, products registered and nothing in force in one run).
+    """
+    global _STATE
+    old, _STATE = _STATE, st
+    return old
+
+
 def products() -> Tuple[Product, ...]:
     """The registered library products."""
     return () if _STATE is None else _STATE.products
@@ -245,10 +258,12 @@ def from_stack(st: State, depth: int = 2) -> Optional[Product]:
                 if product is not _MAIN:
                     return product
                 # `python -m pkg.mod`, runpy: the module it runs (never cached: which
-                # module is `__main__` may change); costs nothing at other frames
-                product = st.product_of_module(_module_name(namespace))
-                if product is not None:
-                    return product
+                # module is `__main__` may change); a plain script has no spec: one get
+                spec = namespace.get("__spec__")
+                if spec is not None:
+                    product = st.product_of_module(getattr(spec, "name", None))
+                    if product is not None:
+                        return product
         frame = frame.f_back
     return None
 
@@ -276,7 +291,8 @@ def current(obj: Any = None) -> Optional[Settings]:
     if decided is not None:
         return decided
     if st.by_package:  # no product registered: nobody owns anything
-        product = _owner(st, obj, 2)
+        # the usual case (no object, no pin in force): straight to the stack
+        product = from_stack(st, 2) if obj is None and _PINNED.get() is None else _owner(st, obj, 2)
         if product is not None:
             settings = product.settings
             if settings is not None:

@@ -210,7 +210,19 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
         if passive and not (want_span and settings.spans):
             return wrapped(*args, **kwargs)
         if is_async:  # decided now, in the caller's context and on the caller's stack
-            return body_async(settings, wrapped, instance, args, kwargs)
+            if (
+                after is not None
+                or (_REPORTING and tagging)
+                or (want_span and settings.spans and may_record())
+                or (decides and products_registered())
+            ):  # something to do after the await: the same body, awaited
+                return body_async(settings, wrapped, instance, args, kwargs)
+            # nothing after the await (no span, no handle, no decision handed down, no
+            # after-step): the body's before-part now, then the client's own coroutine
+            span, token, tag, args, kwargs = enter(settings, instance, args, kwargs)
+            if span is not None or token is not None:  # a span began meanwhile: close it
+                leave(span, token, None)
+            return wrapped(*args, **kwargs)
         # the body: the same for every case (span or not, products or not, errors)
         span, token, tag, args, kwargs = enter(settings, instance, args, kwargs)
         try:

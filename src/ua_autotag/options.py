@@ -15,6 +15,8 @@ __all__ = [
     "ENV",
     "FALSE",
     "MODES",
+    "NODE_MODE_VAR",
+    "NODE_USER_AGENT_VAR",
     "OPTIONS",
     "TRUE",
     "VALUE_OPTIONS",
@@ -109,6 +111,10 @@ ODBC_DSNS_VAR = "UA_AUTOTAG_ODBC_DSNS"
 CACHE_DIR_VAR = "UA_AUTOTAG_CACHE_DIR"
 REPORT_VAR = "UA_AUTOTAG_REPORT"
 REPORT_DIR_VAR = "UA_AUTOTAG_REPORT_DIR"
+#: The launcher's word to its Node.js preload (read by preload.cjs, not by Python): the
+#: value and mode for Node.js children, set only where they differ from the Python ones.
+NODE_USER_AGENT_VAR = "UA_AUTOTAG_NODE_USER_AGENT"
+NODE_MODE_VAR = "UA_AUTOTAG_NODE_MODE"
 
 #: Every environment variable ua-autotag reads, with what it means (README table).
 ENV: Dict[str, str] = {
@@ -119,6 +125,8 @@ ENV: Dict[str, str] = {
     CACHE_DIR_VAR: "where the launcher keeps what it builds for Java children",
     REPORT_VAR: "text | json: print the connection report at exit (set by run --report)",
     REPORT_DIR_VAR: "where a child writes its report for the launcher to merge",
+    NODE_USER_AGENT_VAR: "the value for Node.js children (the launcher sets it for its preload)",
+    NODE_MODE_VAR: "the mode for Node.js children (the launcher sets it for its preload)",
 }
 
 #: The variables any one of which configures the process default's value (what makes

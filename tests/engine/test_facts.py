@@ -82,6 +82,19 @@ def test_every_variable_read_in_the_library_is_documented() -> None:
     assert unknown == []
 
 
+def test_the_launcher_runtimes_and_commands_spell_no_variable_name() -> None:
+    """The launcher's runtimes and the CLI commands use the names options.py declares
+    (``VAR``, ``*_VAR``): a renamed variable cannot be missed there."""
+    files = [SRC / "cli" / "run.py", SRC / "cli" / "doctor.py"]
+    files += sorted((SRC / "runtimes").rglob("*.py"))
+    spelled = [
+        (path.name, line, value)
+        for path in files
+        for line, value in _names_in(ast.parse(path.read_text()))
+    ]
+    assert spelled == []
+
+
 @pytest.mark.parametrize("name", sorted(CARRIERS))
 def test_each_carrier_names_the_module_of_its_merge_rule(name: str) -> None:
     """Looking for a carrier (``application_name``) finds the module that merges into it."""

@@ -22,7 +22,7 @@ import sys
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .. import __version__
-from ..settings import Settings
+from ..settings import VAR, Settings
 from .common import CliError, Command, one_line, resolve_args, scrubbed
 
 __all__ = [
@@ -267,7 +267,7 @@ def _own_carriers(settings: Settings, env: Mapping[str, str]) -> FrozenSet[str]:
 
     disabled = set(settings.disabled)
     if "argument" not in settings.sources.get("disabled", ""):
-        raw = env.get("UA_AUTOTAG_DISABLED_INTEGRATIONS", "")
+        raw = env.get(VAR["disabled"], "")
         disabled -= {d.strip().lower() for d in raw.split(",")}
     only = settings.integrations
     return frozenset(

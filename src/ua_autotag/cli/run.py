@@ -242,7 +242,7 @@ COMMANDS = (
         "COMMAND starts, and COMMAND replaces this process (exit code, signals and "
         "stdin pass through).",
         epilog="examples: ua-autotag run --user-agent AcmePartner_DatEngProduct/3.5 python "
-        "app.py | ua-autotag run -- gunicorn app:wsgi | UA_AUTOTAG_USER_AGENT=... "
+        f"app.py | ua-autotag run -- gunicorn app:wsgi | {VAR['user_agent']}=... "
         "ua-autotag run pytest",
     ),
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import zlib
 
-from ...settings import VAR
+from ...settings import NODE_MODE_VAR, NODE_USER_AGENT_VAR, VAR
 from .. import trust
 
 TYPE_CHECKING = False
@@ -30,8 +30,8 @@ __all__ = [
     "parse_node_options",
 ]
 
-NODE_USER_AGENT_ENV = "UA_AUTOTAG_NODE_USER_AGENT"
-NODE_MODE_ENV = "UA_AUTOTAG_NODE_MODE"
+NODE_USER_AGENT_ENV = NODE_USER_AGENT_VAR  # declared in ua_autotag.options
+NODE_MODE_ENV = NODE_MODE_VAR
 
 #: the Node.js preload shipped as package data
 PRELOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "preload.cjs")

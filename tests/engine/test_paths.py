@@ -156,3 +156,32 @@ def test_one_path(
     assert telemetry.current() is None
     assert attribution.current() is not None
     assert attribution.current().user_agent.text == DEFAULT_UA  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("case", ["nothing-after", "span", "products"])
+def test_an_async_call_with_nothing_after_the_await_gets_the_clients_own_coroutine(
+    spans: Any, case: str
+) -> None:
+    """Nothing to do after the await (no span, no decision for inner layers): tagged in
+    the caller's call, and the coroutine is the client's own (no coroutine of ours
+    around it); a span or products registered: our body, awaited."""
+    from asyncpg import connect_utils
+
+    ua_autotag.instrument(DEFAULT_UA, spans=case == "span")
+    if case == "products":
+        ua_autotag.instrument(PRODUCT_UA, packages=[PRODUCT_PACKAGE], spans=False)
+    coro = connect_utils._connect(
+        loop=None,
+        connection_class=None,
+        record_class=None,
+        dsn="postgresql://127.0.0.1/test",
+        server_settings={"application_name": "app"},
+    )
+    try:
+        own = coro.cr_code is connect_utils._connect.__wrapped__.__code__
+        sent = coro.cr_frame.f_locals["kwargs"]["server_settings"] if own else None
+    finally:
+        coro.close()  # never awaited: nothing connects
+    assert own == (case == "nothing-after")
+    if own:  # tagged before the coroutine was made
+        assert sent == {"application_name": merge_application_name("app", DEFAULT_UA, "append")}

@@ -42,6 +42,7 @@ __all__ = [
     "CUSTOMER",
     "HANDED",
     "PIN",
+    "REGISTERED",
     "CustomerCode",
     "HandOver",
     "Product",
@@ -207,6 +208,18 @@ HANDED = Handed()
 _getframe = sys._getframe
 
 
+#: whether a product is registered in the snapshot in force (kept with it by
+#: :func:`_install`): the engine reads it per tagging call, a global instead of a call
+REGISTERED = False
+
+
+def _install(st: Optional[State]) -> None:
+    """Put ``st`` in force (every change of the snapshot goes through here)."""
+    global _STATE, REGISTERED
+    _STATE = st
+    REGISTERED = st is not None and bool(st.by_package)
+
+
 def state() -> Optional[State]:
     """The snapshot in force, or None when nothing is instrumented."""
     return _STATE
@@ -219,8 +232,8 @@ def use_state(st: Optional[State]) -> Optional[State]:
     For tools that switch between snapshots without re-patching (the benchmarks compare
     the default alone, products registered and nothing in force in one run).
     """
-    global _STATE
-    old, _STATE = _STATE, st
+    old = _STATE
+    _install(st)
     return old
 
 
@@ -350,8 +363,7 @@ def creator() -> Optional[Product]:
 
 def products_registered() -> bool:
     """Whether a product is registered (else every layer of a call resolves the same)."""
-    st = _STATE
-    return st is not None and bool(st.by_package)
+    return REGISTERED
 
 
 def pin_of(obj: Any) -> Optional[Product]:
@@ -595,12 +607,11 @@ def register(settings: Settings) -> Tuple[Optional[Settings], Tuple[Product, ...
     :class:`ConfigurationError` naming both; the same name re-targets that product (its
     pinned objects follow). Returns (old default, old products) for rollback.
     """
-    global _STATE
     st = _STATE
     old_default = st.default if st is not None else None
     old_products = st.products if st is not None else ()
     if not settings.packages:
-        _STATE = State(settings, old_products, st.handed if st is not None else ())
+        _install(State(settings, old_products, st.handed if st is not None else ()))
         return old_default, old_products
     replaced = []
     for package in settings.packages:
@@ -626,36 +637,34 @@ def register(settings: Settings) -> Tuple[Optional[Settings], Tuple[Product, ...
         kept = tuple(p for p in old_products if p is keep or p not in replaced)
     else:
         kept = (*old_products, Product(settings))
-    _STATE = State(old_default, kept, st.handed if st is not None else ())
+    _install(State(old_default, kept, st.handed if st is not None else ()))
     return old_default, old_products
 
 
 def restore(default: Optional[Settings], old: Tuple[Product, ...]) -> None:
     """Put back what :func:`register` returned (after a failed ``instrument()``)."""
-    global _STATE
     handed = _STATE.handed if _STATE is not None else ()
-    _STATE = None if default is None and not old and not handed else State(default, old, handed)
+    _install(None if default is None and not old and not handed else State(default, old, handed))
 
 
 def unregister(packages: Optional[Tuple[str, ...]] = None) -> None:
     """Remove the products owning ``packages``; all products and the default when None."""
-    global _STATE
     st = _STATE
     if st is None:
         return
     if packages is None:
         for product in st.products:
             product.settings = None
-        _STATE = None
+        _install(None)
         return
     gone = {st.by_package[p] for p in packages if p in st.by_package}
     for product in gone:
         product.settings = None
     kept = tuple(p for p in st.products if p not in gone)
     if st.default is None and not kept and not st.handed:
-        _STATE = None
+        _install(None)
     else:
-        _STATE = State(st.default, kept, st.handed)
+        _install(State(st.default, kept, st.handed))
 
 
 def accept(settings: Settings) -> None:
@@ -664,12 +673,11 @@ def accept(settings: Settings) -> None:
     They join the snapshot (so the engine keeps their integrations armed); which one is
     in force is :data:`HANDED` (or the scope), set around each call of the function.
     """
-    global _STATE
     st = _STATE
     if st is None:
-        _STATE = State(None, (), (settings,))
+        _install(State(None, (), (settings,)))
     elif settings not in st.handed:
-        _STATE = State(st.default, st.products, (*st.handed, settings))
+        _install(State(st.default, st.products, (*st.handed, settings)))
 
 
 def handed_scope() -> contextvars.ContextVar[Optional[Settings]]:

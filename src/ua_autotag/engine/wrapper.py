@@ -100,7 +100,7 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
     decides = tagging and not patch.leaf
     current, contain = attribution.current, applied.contain
     decide, undecide = attribution.decide, attribution.undecide
-    products_registered, pin_of = attribution.products_registered, attribution.pin_of
+    pin_of = attribution.pin_of
     may_record, span_now = telemetry.may_record, telemetry.current
     report_only = telemetry.ReportHandle
 
@@ -142,7 +142,7 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
         elif want_span and settings.spans and may_record():
             span = open_span(settings, instance, args, kwargs)
         token = None
-        if decides and products_registered():
+        if decides and attribution.REGISTERED:  # a global: no call
             token = decide(settings, pin_of(instance) if pin_use and instance is not None else None)
         tag = None
         if tagging:
@@ -214,7 +214,7 @@ def tag_wrapper(applied: Applied, patch: Patch, is_async: bool) -> Wrapper:
                 after is not None
                 or (_REPORTING and tagging)
                 or (want_span and settings.spans and may_record())
-                or (decides and products_registered())
+                or (decides and attribution.REGISTERED)
             ):  # something to do after the await: the same body, awaited
                 return body_async(settings, wrapped, instance, args, kwargs)
             # nothing after the await (no span, no handle, no decision handed down, no

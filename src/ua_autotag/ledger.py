@@ -354,15 +354,21 @@ def _untagged(kind: str, host: str, port: Optional[int], frame: Any) -> None:
         settings = _current_settings()
         product = settings.label if settings is not None else "-"
     key = ("untagged", client, product, kind, host, port, None, location)
-    _rows[key] = _rows.get(key, 0) + 1
-    if kind == "databricks":
+    try:
+        _rows[key] += 1
+    except KeyError:
+        _rows[key] = 1
+    if kind == "databricks" and (_CLAIMERS[0] in _modules or _CLAIMERS[1] in _modules):
         # a REST layer of this thread may still claim it: aiohttp opens the connection
-        # before the layer that tags the request on it runs (``ClientRequest.send``)
+        # before the layer that tags the request on it runs (``ClientRequest.send``);
+        # none can while no client whose layer notes its target is imported
         if len(_pending) > 256:
             _pending.clear()
         _pending[(_thread_ident(), host, port)] = key
 
 
+#: the clients whose REST layer notes its target (so may claim a socket opened before it)
+_CLAIMERS = ("aiohttp", "databricks.sdk")
 #: (thread, host, port) -> the untagged row of a socket a REST layer may claim
 _pending: Dict[Tuple[Any, Optional[str], Optional[int]], Tuple[Any, ...]] = {}
 

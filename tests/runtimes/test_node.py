@@ -34,8 +34,10 @@ from tests.runtimes.apps import (
     pg_application_name,
     run_node,
     their_node_options,
+    user_agent_sent,
 )
 from tests.runtimes.conftest import TIMEOUT, UA, base_env
+from ua_autotag.merge import KERNEL_USER_AGENT_LIMIT
 from ua_autotag.runtimes import child_environment, describe
 from ua_autotag.runtimes.node import PRELOAD, PRELOAD_CRC32, node_quote, parse_node_options
 from ua_autotag.verify.runtimes import verify_node
@@ -145,6 +147,31 @@ def test_only_the_client_class_is_wrapped(app_dir: Path, tls_peer: Any, esm: boo
     prelude = KERNEL_IMPORT_ESM if esm else KERNEL_IMPORT_CJS
     connect(app_dir, tls_peer, hooked(), own, esm=esm, prelude=prelude)
     assert entry_sent(tls_peer, KERNEL_PATH) == f"PartnerApp/1.0 {UA}"
+
+
+@pytest.mark.parametrize("pad", ["", "x"], ids=["even", "odd"])  # the cut inside a 2-byte é
+def test_a_long_entry_fits_the_kernels_user_agent_with_our_token_whole(
+    app_dir: Path, tls_peer: Any, pad: str
+) -> None:
+    """A caller's entry of ~1100 bytes through the kernel (``useKernel``): the header the
+    kernel sends stays within its 1024 bytes, our token whole at the end of the entry,
+    the caller's part shortened from its end (on a character boundary: the bytes received
+    decode as UTF-8). A short entry goes as merged (test_only_the_client_class_is_wrapped)."""
+    theirs = f"PartnerApp/1.0 {pad}" + "é" * 545
+    own = {"useKernel": True, "host": f"127.0.0.1:{tls_peer.port}", "userAgentEntry": theirs}
+    connect(app_dir, tls_peer, hooked(), own)
+    raw = user_agent_sent(tls_peer, KERNEL_PATH).encode("latin-1")  # the bytes received
+    assert len(raw) <= KERNEL_USER_AGENT_LIMIT, len(raw)
+    match = HEADER.match(raw.decode("utf-8"))  # strict: a split character fails here
+    assert match and match.group("entry"), raw[-120:]  # the kernel's cut took the ")" too
+    entry = match.group("entry")
+    assert entry.endswith(f" {UA}"), raw[-120:]
+    kept = entry[: -len(UA) - 1]
+    assert theirs.startswith(kept) and len(kept.encode()) > 800, kept
+
+
+def test_the_preloads_kernel_limit_is_the_python_sides() -> None:
+    assert f"var KERNEL_USER_AGENT_LIMIT = {KERNEL_USER_AGENT_LIMIT};" in Path(PRELOAD).read_text()
 
 
 @pytest.mark.parametrize("esm", [False, True], ids=["commonjs", "esm"])

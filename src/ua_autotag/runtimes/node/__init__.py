@@ -40,7 +40,7 @@ PRELOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "preload.cjs"
 #: before the hook is added (damage, not tampering: whoever can rewrite the package can
 #: rewrite this module too; zlib is loaded anyway, hashlib's OpenSSL would cost the
 #: launcher ~2 ms). tests/runtimes checks this constant against the file.
-PRELOAD_CRC32 = "54435e61"
+PRELOAD_CRC32 = "9a636a45"
 
 
 def parse_node_options(text: str) -> list[str]:

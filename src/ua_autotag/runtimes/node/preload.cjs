@@ -12,6 +12,11 @@
 // warning line on stderr), cost nothing measurable when the package is never loaded,
 // and install at most once per process (a second copy of this file is a no-op).
 //
+// The SQL kernel (useKernel) sends at most 1024 bytes of the header the driver builds
+// around the entry and cuts the rest from the end, where our token is: a long merged
+// entry has the caller's part shortened so the whole header fits with our token whole
+// (the Python side's fit_entry; the limit is its KERNEL_USER_AGENT_LIMIT).
+//
 // Reads: UA_AUTOTAG_NODE_USER_AGENT, else UA_AUTOTAG_USER_AGENT (the value);
 //        UA_AUTOTAG_NODE_MODE, else UA_AUTOTAG_MODE, else "append" (the mode).
 (function uaAutotagPreload() {
@@ -55,6 +60,48 @@
     if (mode === 'keep') return theirs;
     if (theirs.split(/\s+/).indexOf(ours) !== -1) return theirs;
     return theirs + ' ' + ours;
+  }
+
+  // merge/__init__.py KERNEL_USER_AGENT_LIMIT (a test keeps the two equal)
+  var KERNEL_USER_AGENT_LIMIT = 1024;
+
+  function bytes(text) {
+    return Buffer.byteLength(text, 'utf8');
+  }
+
+  // The header's bytes around the entry: the driver's own buildUserAgentString when the
+  // package's copy was found (agent/ suffix included), else the same shape with room for
+  // a long version and the longest agent/ suffix.
+  function around(build) {
+    if (typeof build === 'function') {
+      var built = build('x');
+      if (typeof built === 'string' && built.indexOf('(x; ') !== -1) return bytes(built) - 1;
+    }
+    var os = require('os');
+    var shape = 'NodejsDatabricksSqlConnector/' + '0'.repeat(16) + ' (; Node.js ' +
+      process.versions.node + '; ' + os.type() + ' ' + os.release() + ')';
+    return bytes(shape) + 32;
+  }
+
+  // Same rule as the Python side's fit_entry: `entry` within `budget` UTF-8 bytes with
+  // `ours` whole at its end, the caller's part cut on a character boundary; an entry
+  // without our token, or one that fits, is returned as is.
+  function fit(entry, ours, budget) {
+    if (bytes(entry) <= budget || entry.split(/\s+/).indexOf(ours) === -1) return entry;
+    var caller = entry.split(' ').filter(function (t) {
+      return t !== ours;
+    }).join(' ').trim();
+    var room = budget - bytes(ours) - 1;
+    var kept = '';
+    var used = 0;
+    for (var ch of caller) {
+      var size = bytes(ch);
+      if (used + size > room) break;
+      kept += ch;
+      used += size;
+    }
+    kept = kept.replace(/ +$/, '');
+    return kept ? kept + ' ' + ours : ours;
   }
 
   var hasOwn = Object.prototype.hasOwnProperty;
@@ -119,7 +166,7 @@
     );
   }
 
-  function patchClient(DBSQLClient) {
+  function patchClient(DBSQLClient, build) {
     var proto = DBSQLClient && DBSQLClient.prototype;
     if (!proto || typeof proto.connect !== 'function' || proto.connect[WRAPPED]) return;
     var original = proto.connect;
@@ -135,6 +182,9 @@
           var clientId = options.clientId;
           var theirs = knowsEntry ? options.userAgentEntry || clientId : clientId;
           var merged = merge(theirs, s.value, s.mode);
+          if (bytes(merged) > (KERNEL_USER_AGENT_LIMIT - 100) / 4) {
+            merged = fit(merged, s.value, KERNEL_USER_AGENT_LIMIT - around(build));
+          }
           var overlay = { userAgentEntry: merged };
           if (!knowsEntry || clientId !== undefined) overlay.clientId = merged;
           args[0] = withEntry(options, overlay);
@@ -165,16 +215,33 @@
     return null;
   }
 
+  // The package's own buildUserAgentString (next to the file `request` resolved to).
+  function builder(Module, request, parent) {
+    try {
+      var file = Module._resolveFilename(request, parent);
+      var root = /^(.*[\\/]@databricks[\\/]sql)[\\/]/.exec(file);
+      if (!root) return null;
+      var exported = require(require('path').join(root[1], 'dist', 'utils',
+        'buildUserAgentString.js'));
+      return typeof exported.default === 'function' ? exported.default : null;
+    } catch (_) {
+      return null; // an older release without it: the estimate stands
+    }
+  }
+
   try {
     var Module = require('module');
     var load = Module._load;
     if (typeof load !== 'function') return;
-    Module._load = function uaAutotagLoad(request) {
+    Module._load = function uaAutotagLoad(request, parent) {
       var exported = load.apply(this, arguments);
       try {
         if (typeof request === 'string' && DBSQL.test(request) && exported) {
           var client = clientClass(request, exported);
-          if (client) patchClient(client);
+          if (client && client.prototype && client.prototype.connect &&
+              !client.prototype.connect[WRAPPED]) {
+            patchClient(client, builder(Module, request, parent));
+          }
         }
       } catch (err) {
         warn('@databricks/sql not instrumented', err);

@@ -71,6 +71,26 @@ def detect() -> SparkRuntime:
     return SparkRuntime(spark_home, java_home, problem)
 
 
+def require(what: str) -> SparkRuntime:
+    """The runtime for a test module of ``what``; skips the module where Spark cannot run
+    (the main ``tests`` session), fails it under ``nox -s sparkworkers``."""
+    import pytest
+
+    runtime = detect()
+    if runtime.problem:
+        if REQUIRED:
+            pytest.fail(
+                f"UA_AUTOTAG_SPARK_WORKERS is set but Spark cannot run: {runtime.problem}",
+                pytrace=False,
+            )
+        pytest.skip(
+            f"{what} need full pyspark and Java ({runtime.problem}); "
+            "run them with `nox -s sparkworkers`",
+            allow_module_level=True,
+        )
+    return runtime
+
+
 def child_env(runtime: SparkRuntime, **extra: str) -> Dict[str, str]:
     """The environment for a Spark driver subprocess (and, through the JVM, its Python
     workers): no ua-autotag or libpq-name setting inherited from the test run, the

@@ -32,18 +32,7 @@ import pytest
 from tests import pg
 from tests.spark_workers import cluster, runtime
 
-RUNTIME = runtime.detect()
-if RUNTIME.problem:
-    if runtime.REQUIRED:
-        pytest.fail(
-            f"UA_AUTOTAG_SPARK_WORKERS is set but Spark cannot run: {RUNTIME.problem}",
-            pytrace=False,
-        )
-    pytest.skip(
-        f"Spark cluster tests need full pyspark and Java ({RUNTIME.problem}); "
-        "run them with `nox -s sparkworkers`",
-        allow_module_level=True,
-    )
+RUNTIME = runtime.require("Spark cluster tests")
 
 ACME = "AcmePartner_DatEngProduct/3.5"
 CUSTOMER = "Customer_App/1.0"

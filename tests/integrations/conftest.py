@@ -1,10 +1,16 @@
-"""Fixtures for the PostgreSQL integration tests (psycopg, psycopg2, asyncpg, SQLAlchemy)."""
+"""Fixtures for the integration tests: the PostgreSQL server's version, and a redirecting
+HTTP server for the REST clients (requests, httpx, urllib3, aiohttp)."""
 
 from __future__ import annotations
 
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator, List, Optional
 
 import pytest
+
+from ua_autotag.verify.http_peer import HeaderRecorder
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +22,39 @@ def pg_version(pg_dsn: str) -> int:
     )
     return int(out.stdout.strip())
 
+
+class Redirector:
+    """A 127.0.0.1 server answering every request with 302 to ``target``."""
+
+    def __init__(self, target: str) -> None:
+        outer = self
+        self.user_agents: List[Optional[str]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                outer.user_agents.append(self.headers.get("User-Agent"))
+                self.send_response(302)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def redirect_to_localhost(http_peer: HeaderRecorder) -> Iterator[Redirector]:
+    server = Redirector(f"http://localhost:{http_peer.port}/landed")
+    yield server
+    server.close()

@@ -11,14 +11,13 @@ import asyncio
 import json
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import aiohttp
 import pytest
 
 import ua_autotag
+from tests.integrations.conftest import Redirector
 from ua_autotag.verify.http_peer import HeaderRecorder
 
 UA = "AcmePartner_DatEngProduct/3.5"
@@ -134,42 +133,8 @@ def test_databricks_host_env_and_rest_hosts_env(
     assert http_peer.user_agents() == [f"{DEFAULT} {UA}", f"{DEFAULT} {UA}", DEFAULT]
 
 
-class _Redirector:
-    """A 127.0.0.1 server answering every request with 302 to ``target``."""
-
-    def __init__(self, target: str) -> None:
-        outer = self
-        self.user_agents: List[Optional[str]] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                outer.user_agents.append(self.headers.get("User-Agent"))
-                self.send_response(302)
-                self.send_header("Location", target)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
-@pytest.fixture
-def redirect_to_localhost(http_peer: HeaderRecorder) -> Iterator[_Redirector]:
-    server = _Redirector(_localhost(http_peer) + "/landed")
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
-
-
 def test_redirect_to_other_host_is_untouched(
-    http_peer: HeaderRecorder, redirect_to_localhost: _Redirector
+    http_peer: HeaderRecorder, redirect_to_localhost: Redirector
 ) -> None:
     ua_autotag.instrument(UA, rest_hosts=["127.0.0.1"], integrations=["aiohttp"])
     get(redirect_to_localhost.url + "/start", {"User-Agent": MINE})

@@ -11,9 +11,7 @@ import asyncio
 import json
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Optional
 
 import httpx
 import pytest
@@ -21,6 +19,7 @@ import requests
 import urllib3
 
 import ua_autotag
+from tests.integrations.conftest import Redirector
 from ua_autotag.verify.http_peer import HeaderRecorder
 
 UA = "AcmePartner_DatEngProduct/3.5"
@@ -132,46 +131,9 @@ def test_rest_hosts_env_and_wildcards(http_peer: HeaderRecorder,
 # -------------------------------------------------------------- redirects, no mutation
 
 
-class _Redirector:
-    """A 127.0.0.1 server answering every request with 302 to ``target``."""
-
-    def __init__(self, target: str) -> None:
-        outer = self
-        self.user_agents: list = []
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                outer.user_agents.append(self.headers.get("User-Agent"))
-                self.send_response(302)
-                self.send_header("Location", target)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def redirect_to_localhost(http_peer: HeaderRecorder) -> Iterator[_Redirector]:
-    server = _Redirector(_localhost(http_peer) + "/landed")
-    yield server
-    server.close()
-
-
 @pytest.mark.parametrize("client", list(CLIENTS))
 def test_redirect_to_other_host_is_untouched(
-    http_peer: HeaderRecorder, redirect_to_localhost: _Redirector, client: str
+    http_peer: HeaderRecorder, redirect_to_localhost: Redirector, client: str
 ) -> None:
     ua_autotag.instrument(UA, rest_hosts=["127.0.0.1"], integrations=INTEGRATIONS)
     CLIENTS[client](redirect_to_localhost.url + "/start", {"User-Agent": MINE})

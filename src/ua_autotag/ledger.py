@@ -388,17 +388,15 @@ def _claim(host: Optional[str], port: Optional[int]) -> Optional[Tuple[Any, ...]
 
 def record(handle: ConnectSpan, exc: Optional[BaseException]) -> None:
     """A tagging layer's call ended (called by the telemetry handle, report on only)."""
-    if not _ON:
-        return
+    # (handed over only while the report is on: :func:`disable` takes it back)
     value = handle.sent or handle.value
     if value is None:
         return  # nothing was tagged (tagging failed or the layer does not tag)
     integration = handle.integration
-    carrier = _CARRIERS.get(integration)
-    if carrier is None:
-        carrier = _carrier(integration)
-    outcome = "tagged" if exc is None else "tagged (connect failed)"
-    if carrier in _REST_CARRIERS:
+    rest = _REST.get(integration)
+    if rest is None:
+        rest = _is_rest(integration)
+    if rest:
         # no socket opened inside: a kept-alive connection, or not a Databricks host, or
         # (a layer that notes its target) one opened just before: claimed from _pending
         sockets = handle.sockets
@@ -409,25 +407,30 @@ def record(handle: ConnectSpan, exc: Optional[BaseException]) -> None:
             if _claim(host, handle.port) is None:
                 return
             sockets = [("databricks", host, handle.port)]
+        outcome = "tagged" if exc is None else "tagged (connect failed)"
         for kind, host, port in dict.fromkeys(sockets):
             key = (outcome, integration, handle.product, kind, host, port, value, None)
             _rows[key] = _rows.get(key, 0) + 1
         return
-    # what the handle noted -> its row (host name made, PostgreSQL endpoint noted) once
-    noted = (outcome, integration, handle.product, handle.system, handle.address,
-             handle.port, value)  # fmt: skip
-    row = _NOTED.get(noted)
-    if row is None:
-        row = _noted(noted)
-    _rows[row] = _rows.get(row, 0) + 1
+    # what the handle noted, counted as it is (one tuple, one look-up); made into its row
+    # (host name, PostgreSQL endpoint noted) once, when first seen
+    noted = (integration, handle.product, handle.system, handle.address, handle.port, value,
+             exc is None)  # fmt: skip
+    count = _tagged.get(noted)
+    if count is None:
+        count = _tagged[noted] = [0, _noted(noted)]
+    count[0] += 1
 
 
-#: (outcome, integration, product, system, address, port, value) -> the row's key
-_NOTED: Dict[Tuple[Any, ...], Tuple[Any, ...]] = {}
+#: what a tagging layer's handle noted (integration, product, system, address, port,
+#: value, succeeded) -> [connections, its row's key]
+_tagged: Dict[Tuple[Any, ...], List[Any]] = {}
 
 
 def _noted(noted: Tuple[Any, ...]) -> Tuple[Any, ...]:
-    outcome, integration, product, system, address, port, value = noted
+    """The row of what a handle noted (first seen): its host name; a PostgreSQL one's
+    endpoint is kept for the audit hook (the same server's Python sockets)."""
+    integration, product, system, address, port, value, ok = noted
     host = (_HOSTS.get(address) or _host_of(address) or "?") if address else "?"
     if system == "postgresql":
         kind = "postgresql"
@@ -435,23 +438,22 @@ def _noted(noted: Tuple[Any, ...]) -> Tuple[Any, ...]:
             _pg_endpoints.setdefault(host, set()).add(port)
     else:
         kind = "databricks"
-    if len(_NOTED) > 1024:
-        _NOTED.clear()
-    key = _NOTED[noted] = (outcome, integration, product, kind, host, port, value, None)
-    return key
+    outcome = "tagged" if ok else "tagged (connect failed)"
+    return (outcome, integration, product, kind, host, port, value, None)
 
 
-_CARRIERS: Dict[str, str] = {}
+#: integration -> whether its carrier is a REST one, whose layer runs on every request
+_REST: Dict[str, bool] = {}
 _HOSTS: Dict[str, Optional[str]] = {}
 
 
-def _carrier(integration: str) -> str:
-    """The integration's carrier ("" for none), kept per integration."""
+def _is_rest(integration: str) -> bool:
+    """Whether the integration's layer runs per request (kept per integration)."""
     from .catalog import CATALOG
 
     entry = CATALOG.get(integration)
-    carrier = _CARRIERS[integration] = (entry.carrier if entry is not None else None) or ""
-    return carrier
+    rest = _REST[integration] = entry is not None and entry.carrier in _REST_CARRIERS
+    return rest
 
 
 def _host_of(address: str) -> Optional[str]:
@@ -483,7 +485,8 @@ class Report:
             return list(self._fixed)
         out = []
         groups: Dict[Tuple[Any, ...], int] = {}
-        for key, count in list(_rows.items()):
+        counted = list(_rows.items()) + [(row, n) for n, row in list(_tagged.values())]
+        for key, count in counted:
             location = key[-1]
             if type(location) is tuple:  # (file, line): formatted here, not per connection
                 key = (*key[:-1], f"{location[0]}:{location[1]}")
@@ -602,7 +605,7 @@ def disable() -> None:
 def reset() -> None:
     """Forget what was recorded (tests)."""
     _rows.clear()
-    _NOTED.clear()
+    _tagged.clear()
     _pending.clear()
     _pg_endpoints.clear()
     _lookups.clear()

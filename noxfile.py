@@ -11,6 +11,8 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = False
 
 PYTHON = "3.11"
+#: pytest on every core (pytest-xdist); ``-- -n 0`` after a session name runs serially
+PARALLEL = ("-n", "auto")
 
 
 @nox.session(python=PYTHON)
@@ -19,7 +21,7 @@ def tests(session: nox.Session) -> None:
     session.run("bash", "scripts/system-deps.sh", external=True)
     session.install("-e", ".[all,test]")
     _install_unitycatalog_client(session)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *PARALLEL, *session.posargs)
 
 
 def _install_unitycatalog_client(session: nox.Session) -> None:
@@ -190,6 +192,7 @@ def dbconnect(session: nox.Session) -> None:
     session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
     session.run(
         "pytest",
+        *PARALLEL,
         "tests/integrations/test_databricks_connect.py",
         "tests/integrations/test_spark_connect.py",
         "tests/integrations/test_pyspark_handover.py",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Iterator
 
 import pytest
@@ -10,6 +11,12 @@ import pytest
 import ua_autotag
 
 UA = "AcmePartner_DatEngProduct/3.5"
+
+if os.environ.get("PYTEST_XDIST_WORKER") and not hasattr(sys.modules["__main__"], "__file__"):
+    # An xdist worker runs as ``python -c``: its ``__main__`` has neither ``__spec__`` nor
+    # ``__file__``, which ``pyspark.sql.connect`` takes for its own doctest run (it then
+    # exits the interpreter at import). A file name is what a pytest process has too.
+    sys.modules["__main__"].__file__ = sys.argv[0] or "pytest-xdist-worker"
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ npm packages are installed once into a cache folder outside the repository
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -62,7 +63,15 @@ def _installed(prefix: Path, name: str) -> str | None:
 
 
 def npm_install(prefix: Path, specs: dict[str, str]) -> Path:
-    """``npm install`` ``specs`` into ``prefix`` unless matching versions are there."""
+    """``npm install`` ``specs`` into ``prefix`` unless matching versions are there (under
+    a lock on the folder: test processes running in parallel share it)."""
+    prefix.mkdir(parents=True, exist_ok=True)
+    with open(prefix / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _npm_install(prefix, specs)
+
+
+def _npm_install(prefix: Path, specs: dict[str, str]) -> Path:
     missing = {
         name: want
         for name, want in specs.items()
@@ -71,7 +80,6 @@ def npm_install(prefix: Path, specs: dict[str, str]) -> Path:
     }
     if missing:
         need(shutil.which("npm") is not None, "npm")
-        prefix.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run(
             ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
              *(f"{n}@{v}" for n, v in missing.items())],

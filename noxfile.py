@@ -9,6 +9,9 @@ import nox
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = False
+# uv makes the virtualenvs and installs into them when it is installed next to nox (the
+# README's command installs it), else virtualenv + pip
+nox.options.default_venv_backend = "uv|virtualenv"
 
 PYTHON = "3.11"
 #: pytest on every core (pytest-xdist); ``-- -n 0`` after a session name runs serially
@@ -30,6 +33,16 @@ def _install_unitycatalog_client(session: nox.Session) -> None:
     ``typing-extensions<=4.15.0``...), which would downgrade what the other tests run
     against; the test extra lists what it imports."""
     session.install("--no-deps", "unitycatalog-client>=0.3")
+
+
+def _show_versions(session: nox.Session) -> None:
+    """Print what is installed, name==version (a uv-made virtualenv has no pip)."""
+    session.run(
+        "python", "-c",
+        "import importlib.metadata as m; print('\\n'.join(sorted({f\"{d.metadata['Name']}=="
+        "{d.version}\" for d in m.distributions()}, key=str.lower)))",
+        silent=False,
+    )  # fmt: skip
 
 
 @nox.session(python=PYTHON)
@@ -169,7 +182,7 @@ def matrix(session: nox.Session, requirements: list[str], test_files: list[str])
     session.install("-e", ".[test]", *requirements)
     if "test_aiohttp.py" in test_files:
         _install_unitycatalog_client(session)
-    session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
+    _show_versions(session)
     session.run("pytest", *(f"tests/integrations/{f}" for f in test_files), *session.posargs)
 
 
@@ -189,7 +202,7 @@ def dbconnect(session: nox.Session) -> None:
         "-e", ".[test]", "databricks-connect==16.1.*", "pyarrow<18", "pandas<3",
         "psycopg[binary]",
     )
-    session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
+    _show_versions(session)
     session.run(
         "pytest",
         *PARALLEL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
@@ -12,6 +13,9 @@ nox.options.error_on_external_run = False
 # uv makes the virtualenvs and installs into them when it is installed next to nox (the
 # README's command installs it), else virtualenv + pip
 nox.options.default_venv_backend = "uv|virtualenv"
+# byte-compiled at install, as pip does: the tests start many fresh interpreters, and with
+# PYTHONDONTWRITEBYTECODE set each would otherwise compile every module it imports
+os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 
 PYTHON = "3.11"
 #: pytest on every core (pytest-xdist); ``-- -n 0`` after a session name runs serially

@@ -10,6 +10,10 @@ has no hook at all (nothing to measure). Rows, spans off:
   looked at and ignored), and to a host listed as a Databricks host, opened outside any
   integration (the untagged case: name look-up, frame walk, a row). Target <= 2 us per
   connection.
+* **control**: another audit hook doing 1 us of plain Python (dict reads; the size is
+  calibrated in a warm loop in the run) at ``socket.connect``, report off, against the
+  same connection: what any hook's work costs right after the kernel's socket work,
+  with cold caches, for reading the two rows above against.
 * **the hook alone**: the two events of one connection (``socket.getaddrinfo``,
   ``socket.connect``) handed to the hook directly, vs an empty two-argument function (any
   hook's floor), for a host that is neither Databricks nor PostgreSQL (ignored), a
@@ -74,6 +78,39 @@ def main() -> None:
 
             return connect
 
+        # the control: a second audit hook (it cannot be removed either: a flag check on
+        # every event from here on, for every variant alike)
+        table = {i: i for i in range(64)}
+        control = {"on": False, "n": 100}
+
+        def plain_work() -> int:
+            total = 0
+            for i in range(control["n"]):
+                total += table[i & 63]
+            return total
+
+        def control_hook(event: str, args: Any) -> None:
+            if control["on"] and event == "socket.connect":
+                plain_work()
+
+        sys.addaudithook(control_hook)
+
+        def warm_cost() -> float:
+            best = float("inf")
+            for _ in range(20):
+                start = time.perf_counter_ns()
+                for _ in range(1000):
+                    plain_work()
+                best = min(best, (time.perf_counter_ns() - start) / 1000)
+            return best * 1e-9
+
+        def control_on() -> None:
+            off()
+            control["on"] = True
+
+        def control_off() -> None:
+            control["on"] = False
+
         connect = connect_to("localhost")  # listed as a Databricks host
         connect_other = connect_to("127.0.0.1")  # not listed, not a PostgreSQL port
 
@@ -91,6 +128,10 @@ def main() -> None:
         ledger.reset()
 
         n = max(20, inner // 10)
+        # the control's size: 1 us of plain Python in a warm loop (calibrated here)
+        control["n"] = max(1, round(100 * 1e-6 / warm_cost()))
+        control_warm = warm_cost()
+        control_name = f"control: {control_warm * 1e6:.2f} us of plain Python in a hook"
         budget = ("added <= 2 us per connection", lambda r: r.diff_median <= 2 * us)
         # wall-clock time (what the application waits), then the process's CPU time
         # (user + system: what it pays, without the time other jobs of a loaded machine
@@ -103,6 +144,7 @@ def main() -> None:
                     Variant("report on, other host (ignored)", connect_other, on),
                     Variant("report off, localhost", connect, off),
                     Variant("report on, untagged Databricks host (a row)", connect, on),
+                    Variant(control_name, connect, control_on, control_off),
                 ],
                 rounds, n, per_call=True, timer=timer,
             )  # fmt: skip
@@ -116,6 +158,13 @@ def main() -> None:
                 pair = {base: samples[base], variant: samples[variant]}
                 rows += compare("report", f"socket.create_connection + close, loopback{clock}",
                                 pair, base, n, {variant: budget})  # fmt: skip
+            pair = {"report off, localhost": samples["report off, localhost"],
+                    control_name: samples[control_name]}  # fmt: skip
+            rows += compare(
+                "report", f"socket.create_connection + close, loopback{clock}", pair,
+                "report off, localhost", n,
+                notes={control_name: "what Python work costs any audit hook at connect"},
+            )  # fmt: skip
             out.emit(rows, f"== report: a real loopback connection, per connection{clock}")
 
         hook = ledger._audit

@@ -35,7 +35,16 @@ from typing import TYPE_CHECKING, Any, Dict, Generator, List, Optional, Set, Tup
 if TYPE_CHECKING:
     from .telemetry import ConnectSpan
 
-__all__ = ["Report", "disable", "enable", "merged", "print_at_exit", "record", "reset"]
+__all__ = [
+    "Report",
+    "disable",
+    "enable",
+    "merged",
+    "print_at_exit",
+    "record",
+    "reset",
+    "state_changed",
+]
 
 #: carriers whose layer runs on every request: a row needs a socket opened inside it
 _REST_CARRIERS = ("http-user-agent",)
@@ -62,8 +71,7 @@ _lookups: Dict[int, Tuple[Any, Any]] = {}
 _threads: Any = (None, None)
 #: port -> the name looked up last by any thread (asyncio resolves in an executor thread)
 _last_lookup: Dict[Any, Any] = {}
-_rules: Any = None
-_rules_key: Any = object()  # the attribution state _rules was built for (none yet)
+_rules: Any = None  # the host rule, built at first need; None again when state_changed()
 _REPORT: Optional[Report] = None
 # frames of these modules (and of the standard library) are not "the code that opened it"
 _SKIP_PREFIXES = ("ua_autotag", "wrapt")
@@ -122,9 +130,7 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
                 ):
                     kind = "postgresql"
                 else:
-                    if _rules_key is not _state_now():
-                        _host_rules()
-                    hit = _verdicts.get(host)
+                    hit = _verdicts.get(host)  # emptied whenever the host rule changes
                     if hit is None:
                         if type(host) is not str:  # a bytes address: a str from here on
                             host, port = _normal(host, port)
@@ -202,13 +208,22 @@ def _no_handle() -> Any:
 _current_handle: Any = _no_handle  # telemetry's ContextVar getter, bound by enable()
 
 
+def state_changed() -> None:
+    """The attribution snapshot changed (the engine calls this; nothing per connection
+    asks): the host rule is rebuilt from it at the next look-up, every verdict with it."""
+    global _rules
+    _rules = None
+    _verdicts.clear()
+
+
 def _host_rules() -> Any:
     """The Databricks host rule of everything registered (the default's and every
-    product's ``rest_hosts``), else the environment's; rebuilt when that changes."""
-    global _rules, _rules_key
-    state = _state()
-    if _rules is not None and _rules_key is state:
+    product's ``rest_hosts``), else the environment's; rebuilt after a change of the
+    registered settings (:func:`state_changed`)."""
+    global _rules
+    if _rules is not None:
         return _rules
+    state = _state()
     from .hosts import HostRules
     from .options import VAR
 
@@ -218,10 +233,10 @@ def _host_rules() -> Any:
             listed.extend(settings.rest_hosts)
     else:
         listed = [h for h in os.environ.get(VAR["rest_hosts"], "").split(",") if h]
-    _rules = HostRules.build(listed, os.environ.get("DATABRICKS_HOST"))
-    _rules_key = state
+    rules = HostRules.build(listed, os.environ.get("DATABRICKS_HOST"))
     _verdicts.clear()
-    return _rules
+    _rules = rules
+    return rules
 
 
 #: host name -> whether it is a Databricks host under :data:`_rules` (cleared with it)

@@ -309,3 +309,36 @@ def test_threads_looking_up_different_names_for_one_port_are_told_apart() -> Non
     line = next(i for i, t in enumerate(code.splitlines(), 1) if "# OPEN" in t)
     assert row["location"] == f"<string>:{line}"
     assert row["client"] == "?"  # socket.create_connection: the socket module is skipped
+
+
+def test_host_rule_follows_the_registered_settings() -> None:
+    """The report's host rule is made of what is registered: a host becomes a Databricks
+    one when an ``instrument()`` lists it (and stops being one when it is dropped), for
+    sockets opened after the change, with no look-up per connection to notice it."""
+    code = textwrap.dedent(
+        """
+        import json, socket
+        import ua_autotag
+        ua_autotag.instrument("AcmePartner_DatEngProduct/3.5")
+        report = ua_autotag.report(format=None)
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+
+        def connect(times):
+            for _ in range(times):
+                socket.create_connection(("127.0.0.1", port)).close()
+                server.accept()[0].close()
+
+        connect(2)  # 127.0.0.1 is no Databricks host yet: not listed
+        ua_autotag.instrument("AcmePartner_DatEngProduct/3.5", rest_hosts=["127.0.0.1"])
+        connect(3)  # LISTED
+        ua_autotag.instrument("AcmePartner_DatEngProduct/3.5")
+        connect(5)  # dropped again: not listed
+        print(json.dumps(report.as_dict()))
+        """
+    )
+    proc = _run([sys.executable, "-c", code], _env())
+    report = json.loads(proc.stdout)
+    (row,) = _rows(report, "untagged")
+    assert (row["host"], row["count"]) == ("127.0.0.1", 3), report
+    assert report["untagged"] == 3 and report["tagged"] == 0

@@ -218,6 +218,9 @@ def _install(st: Optional[State]) -> None:
     global _STATE, REGISTERED
     _STATE = st
     REGISTERED = st is not None and bool(st.by_package)
+    report = sys.modules.get("ua_autotag.ledger")
+    if report is not None:  # the report's host rule is made of the registered hosts
+        report.state_changed()
 
 
 def state() -> Optional[State]:

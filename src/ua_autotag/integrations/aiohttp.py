@@ -29,13 +29,30 @@ from ..spec import Integration, Patch, Tag
 #: it, half the cost of a plain str key); looked up at the first request
 _USER_AGENT: Any = None
 
+#: (settings, host, the request's User-Agent) -> the header to send, None to leave it:
+#: every request to one host with one header decides alike (the settings fix the rule,
+#: the value and the mode); bounded, cleared when full
+_DECIDED: Dict[Tuple[Settings, Any, Optional[str]], Optional[str]] = {}
+_DECIDED_MAX = 512
+
+
+def _decide(tag: Tag, host: Any, existing: Optional[str]) -> Optional[str]:
+    """The User-Agent to send to ``host`` in place of ``existing``; None: leave it."""
+    merged = None
+    if rules_for(tag.settings).match(host):
+        merged = merge_rest_user_agent(existing, tag.value, tag.mode)
+        if merged == existing:
+            merged = None
+    if len(_DECIDED) >= _DECIDED_MAX:
+        _DECIDED.clear()
+    _DECIDED[(tag.settings, host, existing)] = merged
+    return merged
+
 
 def _tag_send(
     tag: Tag, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
 ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
     global _USER_AGENT
-    if not rules_for(tag.settings).match(instance.url.raw_host):
-        return args, kwargs
     key = _USER_AGENT
     if key is None:
         from aiohttp import hdrs
@@ -45,8 +62,12 @@ def _tag_send(
     existing = headers.get(key)
     if existing is not None and not isinstance(existing, str):
         return args, kwargs
-    merged = merge_rest_user_agent(existing, tag.value, tag.mode)
-    if merged != existing:
+    host = instance.url.raw_host
+    try:
+        merged = _DECIDED[(tag.settings, host, existing)]
+    except KeyError:
+        merged = _decide(tag, host, existing)
+    if merged is not None:
         headers[key] = merged  # this hop's own dict (see the module docstring)
     return args, kwargs
 

@@ -109,6 +109,13 @@ MATRIX = [
     ("aiohttp-3.14.5", PYTHON, ["aiohttp==3.14.5"], ["test_aiohttp.py"]),
     ("pg8000-1.29.0", PYTHON, ["pg8000==1.29.0"], ["test_pg8000.py"]),
     ("pg8000-1.31.6", PYTHON, ["pg8000==1.31.6"], ["test_pg8000.py"]),
+    # connectorx 0.3.2 (the floor) has no Python 3.11 wheel: 0.3.3 is the first that installs
+    ("connectorx-0.3.3", PYTHON, ["connectorx==0.3.3", "pyarrow"], ["test_connectorx.py"]),
+    ("connectorx-0.4.6", PYTHON, ["connectorx==0.4.6", "pyarrow"], ["test_connectorx.py"]),
+    ("adbc-driver-postgresql-0.8.0", PYTHON, ["adbc-driver-postgresql[dbapi]==0.8.0"],
+     ["test_adbc_postgresql.py"]),
+    ("adbc-driver-postgresql-1.13.0", PYTHON, ["adbc-driver-postgresql[dbapi]==1.13.0"],
+     ["test_adbc_postgresql.py"]),
     # psycopg2 < 2.9.2 does not import on Python 3.11 (2.8.0-2.8.5 do not even compile on
     # 3.10+): the 2.8 floor runs on Python 3.9, 2.9.2 (built from source: no 3.11 wheel
     # before 2.9.5) is the floor on 3.11

@@ -11,6 +11,7 @@ spans: the connections are internal to a call that also runs the query.
 
 from __future__ import annotations
 
+import logging
 import urllib.parse
 from typing import Any, Optional
 
@@ -20,6 +21,7 @@ import pytest
 import ua_autotag
 from tests import pg
 from tests.integrations.pgmatrix import SECRET, UA, cases, run_with_value, secret_free
+from ua_autotag.integrations import connectorx as integration
 
 INTEGRATIONS = ("connectorx",)
 ENTRIES = ("connectorx.read_sql", "polars.read_database_uri")
@@ -48,6 +50,12 @@ def run_case(entry: str, source: str, kind: str) -> str:
     return run_with_value(conn_args, open_and_read, entry, source, kind)
 
 
+def with_caller(name: str) -> str:
+    """What the server shows for a URI naming ``name``, ours added: both, space-separated;
+    before connectorx 0.4.6 (which sends a space as ``+``) the caller's name alone."""
+    return f"{name} {UA}" if integration._spaces_intact() else name
+
+
 def test_partitioned_read_tags_every_connection(pg_dsn: str) -> None:
     """Several connections (metadata, range, one per partition): each carries the value."""
     ua_autotag.instrument(UA)
@@ -56,7 +64,7 @@ def test_partitioned_read_tags_every_connection(pg_dsn: str) -> None:
     table = connectorx.read_sql(f"{pg.URI}?application_name=etl", query, return_type="arrow",
                                 partition_on="n", partition_num=3)
     assert table.num_rows == 40
-    assert set(table["a"].to_pylist()) == {f"etl {UA}"}
+    assert set(table["a"].to_pylist()) == {with_caller("etl")}
 
 
 def test_other_parameters_and_credentials_kept(pg_dsn: str, spans: Any) -> None:
@@ -67,7 +75,7 @@ def test_other_parameters_and_credentials_kept(pg_dsn: str, spans: Any) -> None:
            "?sslmode=disable&application_name=a%2Bb")
     table = connectorx.read_sql(uri, "SELECT current_setting('application_name') AS a, "
                                      "current_setting('search_path') AS s", return_type="arrow")
-    assert table["a"][0].as_py() == f"a+b {UA}"
+    assert table["a"][0].as_py() == with_caller("a+b")
     assert spans.get_finished_spans() == () and secret_free(spans.get_finished_spans()) == []
 
 
@@ -97,3 +105,25 @@ def test_errors_propagate_unchanged(pg_dsn: str) -> None:
         errors.append((type(info.value), str(info.value)))
     assert errors[0] == errors[1]
     assert "no_such_table_ua" in errors[0][1]
+
+
+def test_release_that_turns_spaces_into_plus_keeps_the_callers_name(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before connectorx 0.4.6 a space in the URI's application_name arrives as ``+`` (the
+    matrix runs 0.3.3, where the tests above see it): a caller's name and ours cannot both
+    arrive, so the URI is left as written, with one warning; our value alone (no name in
+    the URI) is still sent. Here the installed release is taken for an old one, and the
+    server says what arrived."""
+    monkeypatch.setattr(integration, "_spaces_intact", lambda: False)
+    monkeypatch.setattr(integration, "_warned", [])
+    ua_autotag.instrument(UA)
+    caplog.set_level(logging.WARNING, logger="ua_autotag")
+    named = f"{pg.URI}?application_name=etl"
+    arrived = [open_and_read("connectorx.read_sql", uri, {}) for uri in (named, named, pg.URI)]
+    assert arrived == ["etl", "etl", UA]
+    (record,) = caplog.records  # once
+    assert "'+'" in record.getMessage() and "0.4.6" in record.getMessage()
+    assert pg.URI not in record.getMessage()
+    ua_autotag.instrument(UA, mode="replace")
+    assert open_and_read("connectorx.read_sql", named, {}) == UA  # ours alone: no space

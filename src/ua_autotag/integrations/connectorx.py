@@ -11,11 +11,18 @@ Patch points: ``connectorx.read_sql`` (``read_sql_pandas`` and polars'
 PostgreSQL URIs tagged; other backends' URIs are left alone. No connect span: the
 connections are internal to a call that also runs the query. The URI (it may hold a
 password) is never logged or put on a span.
+
+connectorx before 0.4.6 re-encodes the URI's query on its way to the server: a space in
+``application_name`` arrives as ``+`` (``my app`` shows as ``my+app``, without us too).
+Our value alone has no space and arrives intact; a caller's name and ours, joined by a
+space, cannot both arrive. There the URI is left as the caller wrote it (their name, not
+ours) and one warning says why and what to change.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import urllib.parse
 from typing import Any, Dict, Optional, Tuple
@@ -33,6 +40,41 @@ from ..merge.libpq import (
 from ..spec import Integration, Patch, Tag, argument, with_argument
 
 DEFAULT_PORT = 5432
+#: the first release that sends a space in the URI's application_name as a space
+SPACES_INTACT = "0.4.6"
+
+logger = logging.getLogger("ua_autotag")
+_warned: list[bool] = []  # the one warning about spaces, given
+
+
+@functools.lru_cache(maxsize=1)
+def _spaces_intact() -> bool:
+    """Whether the installed connectorx delivers a space in application_name as one."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    try:
+        return Version(version("connectorx")) >= Version(SPACES_INTACT)
+    except Exception:  # unknown: assume the current behaviour
+        return True
+
+
+def _merged_with_a_space(value: str) -> bool:
+    """``value`` joins a caller's name and ours with a space the client would turn into
+    ``+`` (connectorx before 0.4.6): True after warning once."""
+    if " " not in value or _spaces_intact():
+        return False
+    if not _warned:
+        _warned.append(True)
+        logger.warning(
+            "ua_autotag: connectorx before %s sends a space in application_name as '+', so "
+            "the URI's own application_name and ours cannot both arrive; these URIs are "
+            "left as they are (untagged). Upgrade connectorx, drop application_name from "
+            "the URI, or use mode='replace'.",
+            SPACES_INTACT,
+        )
+    return True
 
 
 def tag_connection_string(tag: Tag, conn: Any, libpq: bool) -> Optional[str]:
@@ -52,6 +94,8 @@ def tag_connection_string(tag: Tag, conn: Any, libpq: bool) -> Optional[str]:
     if existing is None and libpq:
         caller, sent = own_value(os.environ, "PGAPPNAME"), os.environ.get("PGAPPNAME")
     value = merge_application_name(caller, tag.value, tag.mode)
+    if value != sent and sent is not None and not libpq and _merged_with_a_space(value):
+        value = sent  # the caller's own name: left as they wrote it
     if telemetry.current() is not None:
         tag.note(value, *(_uri_target(conn) if uri else _conninfo_target(conn)))
     return None if value == sent else _rewritten(conn, uri, value)

@@ -8,14 +8,13 @@ in its errors and in ``Settings.sources``.
 
 from __future__ import annotations
 
-import argparse
-
 from .. import settings as config
 from ..settings import OPTIONS, Option, Settings
 from ..value import ConfigurationError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~3 ms at import; ``run`` starts every child through here
+    import argparse
     from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 
 __all__ = [
@@ -26,6 +25,7 @@ __all__ = [
     "CliError",
     "Command",
     "add_options",
+    "comma_list",
     "labels",
     "one_line",
     "resolve_args",
@@ -103,9 +103,18 @@ def scrubbed(value: Any) -> Any:
     return value
 
 
-def _comma_list(raw: str) -> list[str]:
+def comma_list(raw: str) -> Optional[list[str]]:
+    """The names of a comma list (``a, b``); None when it names none."""
     names = [n.strip() for n in raw.split(",") if n.strip()]
-    if not names:
+    return names or None
+
+
+def _comma_list(raw: str) -> list[str]:
+    """:func:`comma_list` as an argparse ``type``."""
+    names = comma_list(raw)
+    if names is None:
+        import argparse
+
         raise argparse.ArgumentTypeError(f"needs a comma list of names: {raw!r}")
     return names
 

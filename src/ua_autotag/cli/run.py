@@ -12,18 +12,25 @@ with ``--report``: then it runs as a child and the merged connection report
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from ..settings import LOG_LEVEL_VAR, OPTIONS, REPORT_DIR_VAR, REPORT_VAR, VAR, Settings
-from .common import CliError, Command, add_options, one_line, resolve_args
+from ..settings import LOG_LEVEL_VAR, MODES, OPTIONS, REPORT_DIR_VAR, REPORT_VAR, VAR, Settings
+from .common import CliError, Command, add_options, comma_list, one_line, resolve_args
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Optional
+    import argparse
+    from typing import Any, Dict, List, Optional, Sequence
 
-__all__ = ["COMMANDS", "child_settings_env", "exports", "launch_environment"]
+__all__ = [
+    "COMMANDS",
+    "child_settings_env",
+    "exports",
+    "launch_environment",
+    "quick_args",
+    "which",
+]
 
 #: what the launcher writes for the child, derived from the settings; the value parts
 #: are dropped so that the child resolves ``UA_AUTOTAG_USER_AGENT`` and nothing else
@@ -133,15 +140,42 @@ def _command(args: argparse.Namespace) -> List[str]:
     return command
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    import shutil  # loaded already: argparse's help formatter imports it
+def which(program: str, path: str) -> Optional[str]:
+    """``shutil.which(program, path=path)``, without importing ``shutil`` on POSIX (with
+    ``fnmatch``, ``re``, ``enum``, ``bz2`` and ``lzma`` it is a third of the launcher's own
+    start-up); the same rules: a name with a directory part is checked as it is, else
+    each directory of ``path`` in turn (an empty entry is the current directory)."""
+    if sys.platform == "win32":  # PATHEXT and the current directory first: shutil's own
+        import shutil
 
+        return shutil.which(program, path=path)
+
+    def runnable(name: str) -> bool:
+        return (
+            os.path.exists(name)
+            and os.access(name, os.F_OK | os.X_OK)
+            and not (os.path.isdir(name))
+        )
+
+    if os.path.dirname(program):
+        return program if runnable(program) else None
+    seen = set()
+    for directory in path.split(os.pathsep) if path else ():
+        if directory not in seen:
+            seen.add(directory)
+            name = os.path.join(directory, program)
+            if runnable(name):
+                return name
+    return None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
     command = _command(args)
     if not args.report and (args.report_file or args.fail_on_untagged):
         raise CliError("--report-file and --fail-on-untagged need --report (or --report=json)")
     env = launch_environment(args, dict(os.environ))
     program = command[0]
-    path = shutil.which(program, path=env.get("PATH", os.defpath))
+    path = which(program, env.get("PATH", os.defpath))
     if path is None:
         if os.sep in program and os.path.exists(program):
             raise CliError(f"cannot execute {program!r}: permission denied", 126)
@@ -207,6 +241,8 @@ def _run_reported(args: argparse.Namespace, path: str, command: List[str],
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
+    import argparse
+
     add_options(parser, (o.name for o in OPTIONS), "options (default: UA_AUTOTAG_* environment)")
     parser.add_argument("--log-level", metavar="LEVEL", help="level of the 'ua_autotag' logger")
     report = parser.add_argument_group("connection report")
@@ -227,6 +263,91 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "command", nargs=argparse.REMAINDER, metavar="COMMAND", help="the program and its arguments"
     )
+
+
+#: what an option of OPTIONS takes on the command line where it is not one plain value
+_SHAPES = {"mode": "mode", "disabled": "list", "rest_hosts": "list"}
+
+
+def _quick_table() -> Dict[str, Any]:
+    """flag -> (dest, what it takes) for :func:`quick_args`: "value" (the next argument
+    or ``=VALUE``), "list" (a comma list), "mode", or ("const", value) for a switch."""
+    table: Dict[str, Any] = {}
+    for option in OPTIONS:
+        if not option.flag:
+            continue
+        if option.name in ("spans", "strict"):  # as common._argument: present or not
+            takes: Any = ("const", not option.flag.startswith("--no-"))
+        else:
+            takes = _SHAPES.get(option.name, "value")
+        table[option.flag] = (option.name, takes)
+    table["--log-level"] = ("log_level", "value")
+    table["--report-file"] = ("report_file", "value")
+    table["--fail-on-untagged"] = ("fail_on_untagged", ("const", True))
+    return table
+
+
+_QUICK = _quick_table()
+_REPORT_FORMATS = ("text", "json")
+
+
+def quick_args(argv: Sequence[str]) -> Any:
+    """``run``'s arguments read without argparse, for the usual command lines: each option
+    spelled out (``--flag VALUE`` or ``--flag=VALUE``), then ``--`` or the command. The
+    same namespace argparse would make (a test holds the two to it); None for anything
+    else (help, abbreviations, an unknown option, a missing or invalid value, a value
+    that starts with ``-``): argparse then reads it, and says what is wrong."""
+    from types import SimpleNamespace
+
+    found: Dict[str, Any] = {dest: None for dest, _ in _QUICK.values()}
+    found.update(fail_on_untagged=False, report=None)
+    i, n = 0, len(argv)
+    while i < n:
+        token = argv[i]
+        if token == "--" or not token.startswith("-"):
+            break  # the command (argparse keeps a leading "--" in it)
+        flag, equals, inline = token.partition("=")
+        if flag == "--report":
+            if equals:
+                value: Any = inline
+            elif i + 1 < n and argv[i + 1] in _REPORT_FORMATS:
+                i += 1
+                value = argv[i]
+            elif i + 1 == n or argv[i + 1].startswith("--"):
+                value = "text"
+            else:
+                return None  # argparse would take the next word as the format
+            if value not in _REPORT_FORMATS:
+                return None
+            found["report"] = value
+            i += 1
+            continue
+        known = _QUICK.get(flag)
+        if known is None:
+            return None
+        dest, takes = known
+        if isinstance(takes, tuple):  # a switch
+            if equals:
+                return None
+            found[dest] = takes[1]
+            i += 1
+            continue
+        if equals:
+            value = inline
+        elif i + 1 < n and not argv[i + 1].startswith("-"):
+            i += 1
+            value = argv[i]
+        else:
+            return None
+        if takes == "list":
+            value = comma_list(value)
+            if value is None:
+                return None
+        elif takes == "mode" and value not in MODES:
+            return None
+        found[dest] = value
+        i += 1
+    return SimpleNamespace(**found, command=list(argv[i:]), subcommand="run", func=_cmd_run)
 
 
 COMMANDS = (

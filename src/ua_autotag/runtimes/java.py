@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import stat
 import zlib
 
@@ -41,7 +40,16 @@ if TYPE_CHECKING:  # typing: ~4 ms of the launcher's start-up
 DRIVERCONFIG = "org/postgresql/driverconfig.properties"
 _JAR_FORMAT = "2"  # part of the cache key: bump when the jar's content layout changes
 _WAY_OUT = f"set {CACHE_DIR_VAR} to a private directory (yours, not writable by others)"
-_JAR_NAME = re.compile(r"ua-autotag-pgjdbc-[0-9a-f]{16}\.jar")
+#: the cached jar's name: this prefix, 16 lowercase hex digits (its key), ".jar"
+_JAR_PREFIX, _JAR_SUFFIX, _HEX = "ua-autotag-pgjdbc-", ".jar", frozenset("0123456789abcdef")
+
+
+def _is_our_jar(name: str) -> bool:
+    """Whether ``name`` is a jar file name of ours (no ``re``: the launcher loads this)."""
+    if not (name.startswith(_JAR_PREFIX) and name.endswith(_JAR_SUFFIX)):
+        return False
+    key = name[len(_JAR_PREFIX) : -len(_JAR_SUFFIX)]
+    return len(key) == 16 and set(key) <= _HEX
 
 
 def _java_tokens(text: str) -> Optional[list[tuple[int, int, str]]]:
@@ -97,7 +105,7 @@ def java_fragment(jar: str) -> Optional[str]:
 def _ours(option: str) -> bool:
     if not option.startswith("-Xbootclasspath/a:"):
         return False
-    return _JAR_NAME.fullmatch(os.path.basename(option[len("-Xbootclasspath/a:") :])) is not None
+    return _is_our_jar(os.path.basename(option[len("-Xbootclasspath/a:") :]))
 
 
 def cache_dir(env: Mapping[str, str]) -> str:

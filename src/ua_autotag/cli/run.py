@@ -151,11 +151,7 @@ def which(program: str, path: str) -> Optional[str]:
         return shutil.which(program, path=path)
 
     def runnable(name: str) -> bool:
-        return (
-            os.path.exists(name)
-            and os.access(name, os.F_OK | os.X_OK)
-            and not (os.path.isdir(name))
-        )
+        return os.path.exists(name) and os.access(name, os.X_OK) and not os.path.isdir(name)
 
     if os.path.dirname(program):
         return program if runnable(program) else None

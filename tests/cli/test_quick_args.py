@@ -24,11 +24,13 @@ from hypothesis import strategies as st
 from tests.cli.conftest import UA, clean_env
 from ua_autotag.cli import build_parser
 from ua_autotag.cli.run import quick_args, which
+from ua_autotag.options import OPTIONS
 from ua_autotag.runtimes import java
 
 #: the pieces command lines are made of: every flag of ``run``, good and bad values, the
 #: separator, commands, help, an abbreviation, an unknown option, ``=`` forms
 TOKENS = [
+    *(o.flag for o in OPTIONS if o.flag),  # a flag added there is tried here too
     "--user-agent", "--isv", "--product", "--version", "--version-from", "--disable",
     "--mode", "--no-spans", "--strict", "--rest-hosts", "--log-level", "--report",
     "--report-file", "--fail-on-untagged", "--", "-", "-h", "--help", "--user", "--bogus",

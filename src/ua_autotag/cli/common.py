@@ -18,9 +18,12 @@ if TYPE_CHECKING:  # typing costs ~3 ms at import; ``run`` starts every child th
     from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 
 __all__ = [
+    "CHOICES",
+    "COMMA_LISTS",
     "DEMO_USER_AGENT",
     "EXIT_STATUS",
     "PROG",
+    "SWITCHES",
     "VALUE_OPTIONS",
     "CliError",
     "Command",
@@ -126,18 +129,22 @@ _METAVARS = {
     "rest_hosts": "H1,H2",
 }
 
-#: how an option is written on the command line, where it is not one plain string
+#: how an option is written on the command line where it is not one plain string: one
+#: of these values, or a comma list (argparse and ``run.quick_args`` both read these)
+CHOICES: Dict[str, Any] = {"mode": config.MODES}
+COMMA_LISTS = ("disabled", "rest_hosts")
+#: the switches (present or not): the flag's value is whether it does not start "--no-"
+SWITCHES = ("spans", "strict")
 _SHAPES: Dict[str, Dict[str, Any]] = {
-    "mode": {"choices": config.MODES},
-    "disabled": {"type": _comma_list},
-    "rest_hosts": {"type": _comma_list},
+    **{name: {"choices": values} for name, values in CHOICES.items()},
+    **{name: {"type": _comma_list} for name in COMMA_LISTS},
 }
 
 
 def _argument(option: Option) -> Dict[str, Any]:
     help_text = option.help + (f" [env {option.env}]" if option.env else "")
     assert option.flag is not None
-    if option.name in ("spans", "strict"):  # switches: present or not
+    if option.name in SWITCHES:
         on = not option.flag.startswith("--no-")
         return {
             "dest": option.name,

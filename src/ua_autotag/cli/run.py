@@ -15,8 +15,18 @@ from __future__ import annotations
 import os
 import sys
 
-from ..settings import LOG_LEVEL_VAR, MODES, OPTIONS, REPORT_DIR_VAR, REPORT_VAR, VAR, Settings
-from .common import CliError, Command, add_options, comma_list, one_line, resolve_args
+from ..settings import LOG_LEVEL_VAR, OPTIONS, REPORT_DIR_VAR, REPORT_VAR, VAR, Settings
+from .common import (
+    CHOICES,
+    COMMA_LISTS,
+    SWITCHES,
+    CliError,
+    Command,
+    add_options,
+    comma_list,
+    one_line,
+    resolve_args,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -261,21 +271,20 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-#: what an option of OPTIONS takes on the command line where it is not one plain value
-_SHAPES = {"mode": "mode", "disabled": "list", "rest_hosts": "list"}
-
-
 def _quick_table() -> Dict[str, Any]:
     """flag -> (dest, what it takes) for :func:`quick_args`: "value" (the next argument
-    or ``=VALUE``), "list" (a comma list), "mode", or ("const", value) for a switch."""
+    or ``=VALUE``), "list" (a comma list), a frozenset of the values allowed, or
+    ("const", value) for a switch; the shapes are :mod:`.common`'s, as argparse gets them."""
     table: Dict[str, Any] = {}
     for option in OPTIONS:
         if not option.flag:
             continue
-        if option.name in ("spans", "strict"):  # as common._argument: present or not
+        if option.name in SWITCHES:
             takes: Any = ("const", not option.flag.startswith("--no-"))
+        elif option.name in COMMA_LISTS:
+            takes = "list"
         else:
-            takes = _SHAPES.get(option.name, "value")
+            takes = frozenset(CHOICES.get(option.name, ())) or "value"
         table[option.flag] = (option.name, takes)
     table["--log-level"] = ("log_level", "value")
     table["--report-file"] = ("report_file", "value")
@@ -339,7 +348,7 @@ def quick_args(argv: Sequence[str]) -> Any:
             value = comma_list(value)
             if value is None:
                 return None
-        elif takes == "mode" and value not in MODES:
+        elif isinstance(takes, frozenset) and value not in takes:
             return None
         found[dest] = value
         i += 1

@@ -23,6 +23,15 @@ def pg_version(pg_dsn: str) -> int:
     return int(out.stdout.strip())
 
 
+def serve(handler: type) -> tuple[ThreadingHTTPServer, str]:
+    """A threaded HTTP server on a free 127.0.0.1 port, serving ``handler`` in the
+    background: (the server, its base URL). ``server.shutdown()`` stops it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 class Redirector:
     """A 127.0.0.1 server answering every request with 302 to ``target``."""
 
@@ -43,10 +52,7 @@ class Redirector:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server, self.url = serve(Handler)
 
     def close(self) -> None:
         self.server.shutdown()

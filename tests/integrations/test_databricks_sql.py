@@ -353,12 +353,13 @@ class ThriftWorkspace:
     """
 
     def __init__(self) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
 
         from databricks.sql.thrift_api.TCLIService import TCLIService, ttypes
         from thrift.protocol import TBinaryProtocol
         from thrift.transport import TTransport
+
+        from tests.integrations.conftest import serve
 
         ok = ttypes.TStatus(statusCode=ttypes.TStatusCode.SUCCESS_STATUS)
 
@@ -407,10 +408,7 @@ class ThriftWorkspace:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server, self.url = serve(Handler)
 
     def agents(self, path_part: str) -> list:
         return [agent for _, path, agent in self.seen if path_part in path]
